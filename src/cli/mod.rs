@@ -1,0 +1,134 @@
+//! The `rewardkit` command line. The binary's `main` only calls [`main`].
+
+mod score;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::bundle::{init_from_backbone, InitOptions, OutputPreset};
+use crate::error::Result;
+use crate::model::Pooling;
+
+#[derive(Parser)]
+#[command(name = "rewardkit", version, about = "Embedded reward models: make, inspect and score reward-model bundles")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make an untrained reward-model bundle from a pretrained backbone.
+    Init {
+        /// Backbone directory with config.json, model.safetensors and tokenizer.json.
+        #[arg(long)]
+        backbone: PathBuf,
+        /// Where to write the bundle.
+        #[arg(long)]
+        out: PathBuf,
+        /// `reward` (one scalar) or `helpsteer2` (five attributes; reward = helpfulness).
+        #[arg(long, default_value = "reward")]
+        outputs: OutputPreset,
+        /// Seed for the head's initial weights.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// `mean` or `cls`.
+        #[arg(long, default_value = "mean")]
+        pooling: Pooling,
+        /// Longest encoded pair in tokens (default: the backbone's limit, at most 512).
+        #[arg(long)]
+        max_length: Option<usize>,
+        /// Replace an existing bundle at --out.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Score (prompt, response) pairs.
+    Score(score::ScoreArgs),
+    /// Show a bundle's manifest.
+    Info {
+        /// The bundle directory.
+        #[arg(long)]
+        model: PathBuf,
+    },
+    /// Developer tools (fixtures for tests).
+    #[command(hide = true)]
+    Dev {
+        #[command(subcommand)]
+        command: DevCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DevCommand {
+    /// Write a tiny random BERT backbone (for tests).
+    TinyBackbone {
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// Run the command line; errors are printed with their code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rewardkit: error [{}]: {e}", e.code().as_u32());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init {
+            backbone,
+            out,
+            outputs,
+            seed,
+            pooling,
+            max_length,
+            force,
+        } => {
+            let mut opts = InitOptions::default()
+                .with_outputs(outputs)
+                .with_seed(seed)
+                .with_pooling(pooling)
+                .with_overwrite(force);
+            if let Some(n) = max_length {
+                opts = opts.with_max_length(n);
+            }
+            let bundle = init_from_backbone(&backbone, &out, &opts)?;
+            let m = bundle.manifest();
+            println!(
+                "wrote {} (outputs: {}; reward: {}; pooling: {:?}; max_length: {})",
+                out.display(),
+                m.outputs.join(", "),
+                m.reward_output,
+                m.pooling,
+                m.max_length
+            );
+            Ok(())
+        }
+        Command::Score(args) => score::run(args),
+        Command::Info { model } => {
+            let bundle = crate::bundle::Bundle::open(&model)?;
+            println!("{}", bundle.manifest().to_json());
+            Ok(())
+        }
+        Command::Dev { command } => match command {
+            DevCommand::TinyBackbone { out, seed } => {
+                let spec = crate::testing::TinyBert {
+                    seed,
+                    ..Default::default()
+                };
+                crate::testing::write_tiny_bert(&out, spec)?;
+                println!("wrote a tiny backbone to {}", out.display());
+                Ok(())
+            }
+        },
+    }
+}

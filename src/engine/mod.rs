@@ -1,0 +1,6 @@
+//! Scoring: the [`Scorer`] opens a bundle and scores (prompt, response) pairs.
+
+mod scorer;
+
+pub use scorer::{Scorer, ScorerOptions};
+pub use crate::runtime::Device;

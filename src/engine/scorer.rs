@@ -1,0 +1,287 @@
+use std::path::Path;
+
+use ndarray::Array2;
+
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use crate::model::bert::SCORES;
+use crate::runtime::{Device, ModelRunner, RunnerOptions, TensorInput};
+use crate::text::{pad_batch, EncodedPair, PairTokenizer};
+
+/// Options for opening a [`Scorer`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ScorerOptions {
+    /// Intra-op threads per session; 0 = one per core.
+    pub threads: usize,
+    /// Most pairs run through the model at once.
+    pub max_batch: usize,
+    /// Longest encoded pair; `None` = the bundle's `max_length`. May only lower it.
+    pub max_length: Option<usize>,
+    pub device: Device,
+    /// Sessions that may run concurrently when several threads score at once.
+    /// Each extra session holds another copy of the weights.
+    pub max_sessions: usize,
+}
+
+impl Default for ScorerOptions {
+    fn default() -> Self {
+        ScorerOptions {
+            threads: 0,
+            max_batch: 32,
+            max_length: None,
+            device: Device::Cpu,
+            max_sessions: 1,
+        }
+    }
+}
+
+impl ScorerOptions {
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch;
+        self
+    }
+    pub fn with_max_length(mut self, max_length: usize) -> Self {
+        self.max_length = Some(max_length);
+        self
+    }
+    pub fn with_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+    pub fn with_max_sessions(mut self, max_sessions: usize) -> Self {
+        self.max_sessions = max_sessions;
+        self
+    }
+}
+
+/// Scores (prompt, response) pairs with a bundle's reward model.
+///
+/// `Scorer` is `Send + Sync`: share one across threads (`&self` everywhere).
+/// Concurrent calls run on up to `max_sessions` sessions at once and wait for
+/// a free one beyond that.
+#[derive(Debug)]
+pub struct Scorer {
+    bundle: Bundle,
+    tokenizer: PairTokenizer,
+    runner: ModelRunner,
+    max_batch: usize,
+    reward_index: usize,
+    uses_token_types: bool,
+}
+
+impl Scorer {
+    /// Open the bundle at `dir` and load its model.
+    pub fn open(dir: impl AsRef<Path>, options: ScorerOptions) -> Result<Self> {
+        let bundle = Bundle::open(dir)?;
+        let manifest = bundle.manifest();
+        if options.max_batch == 0 {
+            return Err(Error::InvalidArgument("max_batch must be at least 1".into()));
+        }
+        let max_length = match options.max_length {
+            None => manifest.max_length,
+            Some(n) if n <= manifest.max_length => n,
+            Some(n) => {
+                return Err(Error::InvalidArgument(format!(
+                    "max_length {n} exceeds the bundle's max_length {}",
+                    manifest.max_length
+                )))
+            }
+        };
+        let tok_path = bundle.tokenizer_path();
+        let tokenizer = PairTokenizer::from_file(&tok_path, max_length).map_err(|e| match e {
+            Error::Tokenizer { msg, .. } => Error::bundle(bundle.dir(), format!("tokenizer.json: {msg}")),
+            other => other,
+        })?;
+        let runner = ModelRunner::open(
+            &bundle.model_path(),
+            RunnerOptions {
+                threads: options.threads,
+                device: options.device,
+                max_sessions: options.max_sessions,
+            },
+        )?;
+        // The manifest and the graph must agree.
+        let out_idx = runner
+            .output_names()
+            .iter()
+            .position(|n| n == SCORES)
+            .ok_or_else(|| Error::bundle(bundle.dir(), format!("model.onnx has no output named {SCORES:?} (outputs: {:?})", runner.output_names())))?;
+        let dims = runner.output_dims(out_idx).unwrap_or(&[]);
+        match dims {
+            [_, Some(n)] if *n as usize == manifest.outputs.len() => {}
+            [_, Some(n)] => {
+                return Err(Error::bundle(
+                    bundle.dir(),
+                    format!("model.onnx outputs {n} scores per pair but rewardkit.json names {} outputs", manifest.outputs.len()),
+                ))
+            }
+            _ => {
+                return Err(Error::bundle(
+                    bundle.dir(),
+                    format!("model.onnx output {SCORES:?} has shape {dims:?}, expected [batch, {}]", manifest.outputs.len()),
+                ))
+            }
+        }
+        for input in runner.input_names() {
+            if !manifest.inputs.contains(input) {
+                return Err(Error::bundle(bundle.dir(), format!("model.onnx takes input {input:?} that rewardkit.json does not list")));
+            }
+        }
+        let uses_token_types = runner.input_names().iter().any(|n| n == crate::model::bert::TOKEN_TYPE_IDS);
+        let reward_index = manifest.reward_index();
+        Ok(Scorer {
+            bundle,
+            tokenizer,
+            runner,
+            max_batch: options.max_batch,
+            reward_index,
+            uses_token_types,
+        })
+    }
+
+    /// The bundle this scorer was opened from.
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// Names of the model's outputs (`["reward"]`, or the HelpSteer2 attributes).
+    pub fn output_names(&self) -> &[String] {
+        &self.bundle.manifest().outputs
+    }
+
+    /// Index of the reward among [`output_names`](Self::output_names).
+    pub fn reward_index(&self) -> usize {
+        self.reward_index
+    }
+
+    /// The tokenizer in use.
+    pub fn tokenizer(&self) -> &PairTokenizer {
+        &self.tokenizer
+    }
+
+    /// The reward for one pair.
+    pub fn score(&self, prompt: &str, response: &str) -> Result<f32> {
+        Ok(self.score_batch(&[prompt], &[response])?[0])
+    }
+
+    /// The rewards for a batch of pairs, in input order.
+    pub fn score_batch<P: AsRef<str>, R: AsRef<str>>(&self, prompts: &[P], responses: &[R]) -> Result<Vec<f32>> {
+        let all = self.score_batch_outputs(prompts, responses)?;
+        Ok(all.column(self.reward_index).to_vec())
+    }
+
+    /// Every output for a batch of pairs: `[n, n_outputs]`, in input order.
+    ///
+    /// Pairs are encoded, sorted by length and run in chunks of at most
+    /// `max_batch`, so similar lengths share a batch and padding stays small.
+    pub fn score_batch_outputs<P: AsRef<str>, R: AsRef<str>>(&self, prompts: &[P], responses: &[R]) -> Result<Array2<f32>> {
+        if prompts.len() != responses.len() {
+            return Err(Error::LengthMismatch {
+                what: "prompts vs responses",
+                left: prompts.len(),
+                right: responses.len(),
+            });
+        }
+        let n_out = self.output_names().len();
+        let mut result = Array2::zeros((prompts.len(), n_out));
+        if prompts.is_empty() {
+            return Ok(result);
+        }
+        let encoded = prompts
+            .iter()
+            .zip(responses)
+            .map(|(p, r)| self.tokenizer.encode_pair(p.as_ref(), r.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        let mut order: Vec<usize> = (0..encoded.len()).collect();
+        order.sort_by_key(|&i| encoded[i].len());
+        for chunk in order.chunks(self.max_batch) {
+            let pairs: Vec<&EncodedPair> = chunk.iter().map(|&i| &encoded[i]).collect();
+            let scores = self.run(&pairs)?;
+            for (row, &i) in chunk.iter().enumerate() {
+                result.row_mut(i).assign(&scores.row(row));
+            }
+        }
+        if let Some(norm) = &self.bundle.manifest().normalization {
+            for mut row in result.rows_mut() {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = (*v - norm.mean[j]) / norm.std[j];
+                }
+            }
+        }
+        Ok(result)
+    }
+
+    /// σ(r_a − r_b): the model's probability that `response_a` is better.
+    pub fn compare(&self, prompt: &str, response_a: &str, response_b: &str) -> Result<f32> {
+        let r = self.score_batch(&[prompt, prompt], &[response_a, response_b])?;
+        Ok(sigmoid(r[0] - r[1]))
+    }
+
+    fn run(&self, pairs: &[&EncodedPair]) -> Result<Array2<f32>> {
+        let batch = pad_batch(pairs, self.tokenizer.pad_id());
+        let mut inputs = vec![
+            TensorInput {
+                name: crate::model::bert::INPUT_IDS,
+                value: batch.input_ids,
+            },
+            TensorInput {
+                name: crate::model::bert::ATTENTION_MASK,
+                value: batch.attention_mask,
+            },
+        ];
+        if self.uses_token_types {
+            inputs.push(TensorInput {
+                name: crate::model::bert::TOKEN_TYPE_IDS,
+                value: batch.token_type_ids,
+            });
+        }
+        let out = self.runner.run(inputs, &[SCORES])?;
+        let scores = out
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Internal("no scores returned".into()))?
+            .into_dimensionality::<ndarray::Ix2>()
+            .map_err(|e| Error::model(self.bundle.model_path().display().to_string(), format!("scores are not 2-D: {e}")))?;
+        if scores.nrows() != pairs.len() || scores.ncols() != self.output_names().len() {
+            return Err(Error::model(
+                self.bundle.model_path().display().to_string(),
+                format!("scores have shape {:?}, expected [{}, {}]", scores.shape(), pairs.len(), self.output_names().len()),
+            ));
+        }
+        Ok(scores)
+    }
+}
+
+/// The logistic function, stable for large |x|.
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigmoid_is_stable() {
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert!((sigmoid(100.0) - 1.0).abs() < 1e-6);
+        assert!(sigmoid(-100.0) >= 0.0 && sigmoid(-100.0) < 1e-6);
+        assert!(!sigmoid(-1000.0).is_nan());
+    }
+
+    #[test]
+    fn scorer_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Scorer>();
+    }
+}

@@ -1,0 +1,246 @@
+//! The BERT-family encoder reward model as an ONNX graph: embeddings,
+//! post-LayerNorm transformer blocks, pooling, and a linear reward head.
+//!
+//! Initializers keep the checkpoint's tensor names and layouts (`[out, in]`
+//! linear weights, used through a `Transpose` that ONNX Runtime folds at load
+//! time), so a graph maps back onto its checkpoint one to one.
+
+use crate::error::Result;
+use crate::onnx::builder::{model, tensor_f32, Attr, Dim, GraphBuilder};
+use crate::onnx::proto::data_type::{FLOAT, INT64};
+use crate::onnx::ModelProto;
+
+use super::config::{Activation, BertConfig, Pooling};
+use super::head::RewardHead;
+use super::weights::{Weight, Weights};
+
+/// Graph input names, in the order the graph declares them.
+pub const INPUT_IDS: &str = "input_ids";
+pub const ATTENTION_MASK: &str = "attention_mask";
+pub const TOKEN_TYPE_IDS: &str = "token_type_ids";
+/// Graph output holding `[batch, n_outputs]` scores.
+pub const SCORES: &str = "scores";
+/// Optional graph output holding `[batch, hidden]` pooled states.
+pub const POOLED: &str = "pooled";
+
+/// What to build besides the standard `scores` output.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuildOptions {
+    pub pooling: Pooling,
+    /// Also output the pooled states as `pooled` (for parity checks and embeddings).
+    pub expose_pooled: bool,
+}
+
+/// Additive attention bias for padded keys. Small enough for fp16, large
+/// enough that `exp` underflows to exactly 0 in fp32.
+const MASK_BIAS: f32 = -10000.0;
+
+struct Ctx<'a> {
+    g: GraphBuilder,
+    w: &'a mut Weights,
+    prefix: &'static str,
+}
+
+impl Ctx<'_> {
+    /// Add the checkpoint tensor `name` (trying the known prefixes and aliases)
+    /// as an initializer with the unprefixed name.
+    fn weight(&mut self, name: &str, aliases: &[&str], shape: &[usize]) -> Result<String> {
+        let mut candidates = Vec::new();
+        for n in std::iter::once(name).chain(aliases.iter().copied()) {
+            candidates.push(format!("{}{n}", self.prefix));
+            candidates.push(n.to_string());
+        }
+        let (_, w) = self.w.take(&candidates, shape)?;
+        Ok(self.g.initializer(tensor_f32(name, &dims(&w), &w.data)))
+    }
+
+    fn linear(&mut self, x: &str, name: &str, n_in: usize, n_out: usize) -> Result<String> {
+        let w = self.weight(&format!("{name}.weight"), &[], &[n_out, n_in])?;
+        let b = self.weight(&format!("{name}.bias"), &[], &[n_out])?;
+        let wt = self.g.op("Transpose", &[&w], vec![("perm", Attr::Ints(vec![1, 0]))]);
+        let y = self.g.op("MatMul", &[x, &wt], vec![]);
+        Ok(self.g.op("Add", &[&y, &b], vec![]))
+    }
+
+    fn layer_norm(&mut self, x: &str, name: &str, hidden: usize, eps: f64) -> Result<String> {
+        let gamma = self.weight(&format!("{name}.weight"), &[&format!("{name}.gamma")], &[hidden])?;
+        let beta = self.weight(&format!("{name}.bias"), &[&format!("{name}.beta")], &[hidden])?;
+        Ok(self.g.op(
+            "LayerNormalization",
+            &[x, &gamma, &beta],
+            vec![("axis", Attr::Int(-1)), ("epsilon", Attr::Float(eps as f32))],
+        ))
+    }
+
+    fn activation(&mut self, x: &str, act: Activation) -> String {
+        match act {
+            Activation::Gelu => {
+                // 0.5 · x · (1 + erf(x / √2))
+                let inv_sqrt2 = self.g.const_f32("inv_sqrt2", std::f32::consts::FRAC_1_SQRT_2);
+                let half = self.g.const_f32("half", 0.5);
+                let one = self.g.const_f32("one", 1.0);
+                let s = self.g.op("Mul", &[x, &inv_sqrt2], vec![]);
+                let e = self.g.op("Erf", &[&s], vec![]);
+                let e1 = self.g.op("Add", &[&e, &one], vec![]);
+                let xe = self.g.op("Mul", &[x, &e1], vec![]);
+                self.g.op("Mul", &[&xe, &half], vec![])
+            }
+            Activation::GeluTanh => {
+                // 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 x³)))
+                let c = self.g.const_f32("gelu_c", 0.797_884_6);
+                let k = self.g.const_f32("gelu_k", 0.044715);
+                let half = self.g.const_f32("half", 0.5);
+                let one = self.g.const_f32("one", 1.0);
+                let x2 = self.g.op("Mul", &[x, x], vec![]);
+                let x3 = self.g.op("Mul", &[&x2, x], vec![]);
+                let kx3 = self.g.op("Mul", &[&x3, &k], vec![]);
+                let inner = self.g.op("Add", &[x, &kx3], vec![]);
+                let scaled = self.g.op("Mul", &[&inner, &c], vec![]);
+                let t = self.g.op("Tanh", &[&scaled], vec![]);
+                let t1 = self.g.op("Add", &[&t, &one], vec![]);
+                let xt = self.g.op("Mul", &[x, &t1], vec![]);
+                self.g.op("Mul", &[&xt, &half], vec![])
+            }
+            Activation::Relu => self.g.op("Relu", &[x], vec![]),
+        }
+    }
+}
+
+fn dims(w: &Weight) -> Vec<i64> {
+    w.shape.iter().map(|&d| d as i64).collect()
+}
+
+/// Build the reward model graph for a BERT-family backbone.
+///
+/// Inputs: `input_ids`, `attention_mask` and (when the config has token types)
+/// `token_type_ids`, all int64 `[batch, sequence]`. Output: `scores`, float
+/// `[batch, n_outputs]`.
+pub fn build_reward_model(
+    cfg: &BertConfig,
+    weights: &mut Weights,
+    head: &RewardHead,
+    opts: BuildOptions,
+) -> Result<ModelProto> {
+    let prefix = if weights.names().any(|n| n.starts_with("bert.")) {
+        "bert."
+    } else {
+        ""
+    };
+    let mut cx = Ctx {
+        g: GraphBuilder::new(),
+        w: weights,
+        prefix,
+    };
+    let h = cfg.hidden_size;
+    let nh = cfg.num_attention_heads as i64;
+    let hd = cfg.head_dim() as i64;
+    let bs: [Dim; 2] = ["batch".into(), "sequence".into()];
+
+    let ids = cx.g.input(INPUT_IDS, INT64, &bs);
+    let mask = cx.g.input(ATTENTION_MASK, INT64, &bs);
+    let types = if cfg.type_vocab_size > 0 {
+        Some(cx.g.input(TOKEN_TYPE_IDS, INT64, &bs))
+    } else {
+        None
+    };
+
+    // Embeddings: word + position + token type, then LayerNorm.
+    cx.g.set_scope("embeddings");
+    let word = cx.weight("embeddings.word_embeddings.weight", &[], &[cfg.vocab_size, h])?;
+    let pos = cx.weight("embeddings.position_embeddings.weight", &[], &[cfg.max_position_embeddings, h])?;
+    let mut x = cx.g.op("Gather", &[&word, &ids], vec![("axis", Attr::Int(0))]);
+    let shape = cx.g.op("Shape", &[&ids], vec![]);
+    let one_idx = cx.g.const_i64("seq_axis", &[], &[1]);
+    let seq_len = cx.g.op("Gather", &[&shape, &one_idx], vec![("axis", Attr::Int(0))]);
+    let zero = cx.g.const_i64("zero", &[], &[0]);
+    let step = cx.g.const_i64("step", &[], &[1]);
+    let positions = cx.g.op("Range", &[&zero, &seq_len, &step], vec![]);
+    let axes0 = cx.g.const_i64("axes0", &[1], &[0]);
+    let positions = cx.g.op("Unsqueeze", &[&positions, &axes0], vec![]);
+    let pos_emb = cx.g.op("Gather", &[&pos, &positions], vec![("axis", Attr::Int(0))]);
+    x = cx.g.op("Add", &[&x, &pos_emb], vec![]);
+    if let Some(types) = &types {
+        let tt = cx.weight("embeddings.token_type_embeddings.weight", &[], &[cfg.type_vocab_size, h])?;
+        let t_emb = cx.g.op("Gather", &[&tt, types], vec![("axis", Attr::Int(0))]);
+        x = cx.g.op("Add", &[&x, &t_emb], vec![]);
+    }
+    x = cx.layer_norm(&x, "embeddings.LayerNorm", h, cfg.layer_norm_eps)?;
+
+    // Attention bias from the padding mask: [batch, 1, 1, sequence].
+    cx.g.set_scope("mask");
+    let mask_f = cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(FLOAT as i64))]);
+    let axes12 = cx.g.const_i64("axes12", &[2], &[1, 2]);
+    let mask4 = cx.g.op("Unsqueeze", &[&mask_f, &axes12], vec![]);
+    let one = cx.g.const_f32("one", 1.0);
+    let big = cx.g.const_f32("bias", -MASK_BIAS);
+    let inv = cx.g.op("Sub", &[&mask4, &one], vec![]);
+    let attn_bias = cx.g.op("Mul", &[&inv, &big], vec![]);
+
+    let heads_shape = cx.g.const_i64("heads_shape", &[4], &[0, 0, nh, hd]);
+    let merge_shape = cx.g.const_i64("merge_shape", &[3], &[0, 0, h as i64]);
+    let scale = cx.g.const_f32("scale", 1.0 / (hd as f32).sqrt());
+
+    for l in 0..cfg.num_hidden_layers {
+        cx.g.set_scope(&format!("layer{l}"));
+        let p = format!("encoder.layer.{l}");
+        let q = cx.linear(&x, &format!("{p}.attention.self.query"), h, h)?;
+        let k = cx.linear(&x, &format!("{p}.attention.self.key"), h, h)?;
+        let v = cx.linear(&x, &format!("{p}.attention.self.value"), h, h)?;
+        let q = cx.g.op("Reshape", &[&q, &heads_shape], vec![]);
+        let q = cx.g.op("Transpose", &[&q], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
+        let k = cx.g.op("Reshape", &[&k, &heads_shape], vec![]);
+        let k = cx.g.op("Transpose", &[&k], vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))]);
+        let v = cx.g.op("Reshape", &[&v, &heads_shape], vec![]);
+        let v = cx.g.op("Transpose", &[&v], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
+        let s = cx.g.op("MatMul", &[&q, &k], vec![]);
+        let s = cx.g.op("Mul", &[&s, &scale], vec![]);
+        let s = cx.g.op("Add", &[&s, &attn_bias], vec![]);
+        let pr = cx.g.op("Softmax", &[&s], vec![("axis", Attr::Int(-1))]);
+        let ctx = cx.g.op("MatMul", &[&pr, &v], vec![]);
+        let ctx = cx.g.op("Transpose", &[&ctx], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
+        let ctx = cx.g.op("Reshape", &[&ctx, &merge_shape], vec![]);
+        let attn = cx.linear(&ctx, &format!("{p}.attention.output.dense"), h, h)?;
+        let res = cx.g.op("Add", &[&attn, &x], vec![]);
+        x = cx.layer_norm(&res, &format!("{p}.attention.output.LayerNorm"), h, cfg.layer_norm_eps)?;
+        let inter = cx.linear(&x, &format!("{p}.intermediate.dense"), h, cfg.intermediate_size)?;
+        let inter = cx.activation(&inter, cfg.hidden_act);
+        let out = cx.linear(&inter, &format!("{p}.output.dense"), cfg.intermediate_size, h)?;
+        let res = cx.g.op("Add", &[&out, &x], vec![]);
+        x = cx.layer_norm(&res, &format!("{p}.output.LayerNorm"), h, cfg.layer_norm_eps)?;
+    }
+
+    cx.g.set_scope("pool");
+    let pooled = match opts.pooling {
+        Pooling::Cls => {
+            let first = cx.g.const_i64("first", &[], &[0]);
+            cx.g.op("Gather", &[&x, &first], vec![("axis", Attr::Int(1))])
+        }
+        Pooling::Mean => {
+            let axes2 = cx.g.const_i64("axes2", &[1], &[2]);
+            let m = cx.g.op("Unsqueeze", &[&mask_f, &axes2], vec![]);
+            let xm = cx.g.op("Mul", &[&x, &m], vec![]);
+            let axes1 = cx.g.const_i64("axes1", &[1], &[1]);
+            let sum = cx.g.op("ReduceSum", &[&xm, &axes1], vec![("keepdims", Attr::Int(0))]);
+            let count = cx.g.op("ReduceSum", &[&m, &axes1], vec![("keepdims", Attr::Int(0))]);
+            let tiny = cx.g.const_f32("tiny", 1e-9);
+            let count = cx.g.op("Max", &[&count, &tiny], vec![]);
+            cx.g.op("Div", &[&sum, &count], vec![])
+        }
+    };
+
+    cx.g.set_scope("head");
+    let n_out = head.n_outputs();
+    let hw = cx.g.initializer(tensor_f32(super::head::HEAD_WEIGHT, &[n_out as i64, h as i64], &head.weight));
+    let hb = cx.g.initializer(tensor_f32(super::head::HEAD_BIAS, &[n_out as i64], &head.bias));
+    let hwt = cx.g.op("Transpose", &[&hw], vec![("perm", Attr::Ints(vec![1, 0]))]);
+    let y = cx.g.op("MatMul", &[&pooled, &hwt], vec![]);
+    let scores = cx.g.op("Add", &[&y, &hb], vec![]);
+
+    cx.g.set_scope("");
+    cx.g.output(&scores, SCORES, FLOAT, &["batch".into(), Dim::Fixed(n_out as i64)]);
+    if opts.expose_pooled {
+        cx.g.output(&pooled, POOLED, FLOAT, &["batch".into(), Dim::Fixed(h as i64)]);
+    }
+    let graph = cx.g.build("rewardkit_bert_reward_model");
+    Ok(model(graph, "BERT-family reward model built by rewardkit"))
+}

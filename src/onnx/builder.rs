@@ -1,0 +1,313 @@
+//! A small builder for ONNX graphs: unique value names, typed attributes,
+//! initializers and constants.
+
+use std::collections::HashSet;
+
+use super::proto::{
+    attribute_type, data_type, tensor_shape_proto, type_proto, AttributeProto, GraphProto,
+    ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
+};
+
+/// ONNX IR version written by rewardkit (ONNX 1.14+; loads in any ORT >= 1.15).
+pub const IR_VERSION: i64 = 9;
+/// Default-domain opset written by rewardkit (LayerNormalization needs 17).
+pub const OPSET: i64 = 17;
+
+/// One dimension of a graph input or output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dim {
+    /// A fixed size.
+    Fixed(i64),
+    /// A symbolic size such as `batch` or `sequence`.
+    Named(String),
+}
+
+impl From<i64> for Dim {
+    fn from(v: i64) -> Self {
+        Dim::Fixed(v)
+    }
+}
+
+impl From<&str> for Dim {
+    fn from(v: &str) -> Self {
+        Dim::Named(v.to_string())
+    }
+}
+
+/// A typed node attribute.
+#[derive(Debug, Clone)]
+pub enum Attr {
+    Int(i64),
+    Float(f32),
+    Ints(Vec<i64>),
+    Floats(Vec<f32>),
+    String(String),
+    Tensor(TensorProto),
+}
+
+impl Attr {
+    fn into_proto(self, name: &str) -> AttributeProto {
+        let mut a = AttributeProto {
+            name: Some(name.to_string()),
+            ..Default::default()
+        };
+        match self {
+            Attr::Int(v) => {
+                a.r#type = Some(attribute_type::INT);
+                a.i = Some(v);
+            }
+            Attr::Float(v) => {
+                a.r#type = Some(attribute_type::FLOAT);
+                a.f = Some(v);
+            }
+            Attr::Ints(v) => {
+                a.r#type = Some(attribute_type::INTS);
+                a.ints = v;
+            }
+            Attr::Floats(v) => {
+                a.r#type = Some(attribute_type::FLOATS);
+                a.floats = v;
+            }
+            Attr::String(v) => {
+                a.r#type = Some(attribute_type::STRING);
+                a.s = Some(v.into_bytes());
+            }
+            Attr::Tensor(t) => {
+                a.r#type = Some(attribute_type::TENSOR);
+                a.t = Some(t);
+            }
+        }
+        a
+    }
+}
+
+/// Make a `TensorProto` holding `f32` values in `raw_data`.
+pub fn tensor_f32(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
+    let mut raw = Vec::with_capacity(values.len() * 4);
+    for v in values {
+        raw.extend_from_slice(&v.to_le_bytes());
+    }
+    tensor_raw(name, data_type::FLOAT, dims, raw)
+}
+
+/// Make a `TensorProto` holding `i64` values in `raw_data`.
+pub fn tensor_i64(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
+    let mut raw = Vec::with_capacity(values.len() * 8);
+    for v in values {
+        raw.extend_from_slice(&v.to_le_bytes());
+    }
+    tensor_raw(name, data_type::INT64, dims, raw)
+}
+
+/// Make a `TensorProto` from little-endian bytes.
+pub fn tensor_raw(name: &str, dt: i32, dims: &[i64], raw: Vec<u8>) -> TensorProto {
+    TensorProto {
+        name: Some(name.to_string()),
+        dims: dims.to_vec(),
+        data_type: Some(dt),
+        raw_data: Some(raw),
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, elem_type: i32, dims: &[Dim]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| tensor_shape_proto::Dimension {
+            value: Some(match d {
+                Dim::Fixed(v) => tensor_shape_proto::dimension::Value::DimValue(*v),
+                Dim::Named(s) => tensor_shape_proto::dimension::Value::DimParam(s.clone()),
+            }),
+            denotation: None,
+        })
+        .collect();
+    ValueInfoProto {
+        name: Some(name.to_string()),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: Some(elem_type),
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            denotation: None,
+        }),
+        doc_string: None,
+    }
+}
+
+/// Builds one ONNX graph. Value names are made unique on request; node names
+/// are generated from the op type.
+#[derive(Debug, Default)]
+pub struct GraphBuilder {
+    nodes: Vec<NodeProto>,
+    initializers: Vec<TensorProto>,
+    inputs: Vec<ValueInfoProto>,
+    outputs: Vec<ValueInfoProto>,
+    names: HashSet<String>,
+    counter: usize,
+    /// Prefix applied to generated names (a scope such as `layer3/attn`).
+    scope: String,
+}
+
+impl GraphBuilder {
+    /// An empty graph.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Set the scope used to prefix generated names; returns the previous one.
+    pub fn set_scope(&mut self, scope: &str) -> String {
+        std::mem::replace(&mut self.scope, scope.to_string())
+    }
+
+    /// A name not used before in this graph, derived from `base`.
+    pub fn unique(&mut self, base: &str) -> String {
+        let base = if self.scope.is_empty() {
+            base.to_string()
+        } else {
+            format!("{}/{}", self.scope, base)
+        };
+        if self.names.insert(base.clone()) {
+            return base;
+        }
+        loop {
+            self.counter += 1;
+            let candidate = format!("{}_{}", base, self.counter);
+            if self.names.insert(candidate.clone()) {
+                return candidate;
+            }
+        }
+    }
+
+    /// Reserve an exact name (graph inputs, outputs, checkpoint tensor names).
+    /// Panics in debug builds if the name is taken: that is a builder bug.
+    fn claim(&mut self, name: &str) -> String {
+        let fresh = self.names.insert(name.to_string());
+        debug_assert!(fresh, "value name {name} claimed twice");
+        name.to_string()
+    }
+
+    /// Declare a graph input with an exact name.
+    pub fn input(&mut self, name: &str, elem_type: i32, dims: &[Dim]) -> String {
+        let name = self.claim(name);
+        self.inputs.push(value_info(&name, elem_type, dims));
+        name
+    }
+
+    /// Add an initializer with an exact name (weights keep their checkpoint names).
+    pub fn initializer(&mut self, mut tensor: TensorProto) -> String {
+        let name = self.claim(tensor.name());
+        tensor.name = Some(name.clone());
+        self.initializers.push(tensor);
+        name
+    }
+
+    /// Add a small constant as an initializer with a generated name.
+    pub fn const_i64(&mut self, base: &str, dims: &[i64], values: &[i64]) -> String {
+        let name = self.unique(base);
+        self.initializers.push(tensor_i64(&name, dims, values));
+        name
+    }
+
+    /// A scalar `f32` constant.
+    pub fn const_f32(&mut self, base: &str, value: f32) -> String {
+        let name = self.unique(base);
+        self.initializers.push(tensor_f32(&name, &[], &[value]));
+        name
+    }
+
+    /// Add a node with one output, whose name is generated from `out_base`.
+    pub fn op(&mut self, op_type: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
+        let base = op_type.to_ascii_lowercase();
+        let out = self.unique(&base);
+        self.node(op_type, inputs, &[&out], attrs);
+        out
+    }
+
+    /// Add a node writing exactly the given output names.
+    pub fn node(&mut self, op_type: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<(&str, Attr)>) {
+        for o in outputs {
+            self.names.insert(o.to_string());
+        }
+        let name = format!("{}#{}", op_type, self.nodes.len());
+        self.nodes.push(NodeProto {
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: outputs.iter().map(|s| s.to_string()).collect(),
+            name: Some(name),
+            op_type: Some(op_type.to_string()),
+            domain: None,
+            attribute: attrs.into_iter().map(|(n, a)| a.into_proto(n)).collect(),
+            doc_string: None,
+        });
+    }
+
+    /// Rename value `value` to the exact graph-output name `name` and declare it.
+    pub fn output(&mut self, value: &str, name: &str, elem_type: i32, dims: &[Dim]) {
+        let name = self.claim(name);
+        self.node("Identity", &[value], &[&name], vec![]);
+        self.outputs.push(value_info(&name, elem_type, dims));
+    }
+
+    /// Finish the graph.
+    pub fn build(self, name: &str) -> GraphProto {
+        GraphProto {
+            node: self.nodes,
+            name: Some(name.to_string()),
+            initializer: self.initializers,
+            doc_string: None,
+            input: self.inputs,
+            output: self.outputs,
+            value_info: vec![],
+        }
+    }
+}
+
+/// Wrap a graph in a model with rewardkit's IR version and opset.
+pub fn model(graph: GraphProto, doc: &str) -> ModelProto {
+    ModelProto {
+        ir_version: Some(IR_VERSION),
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(OPSET),
+        }],
+        producer_name: Some("rewardkit".to_string()),
+        producer_version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        domain: None,
+        model_version: Some(1),
+        doc_string: Some(doc.to_string()),
+        graph: Some(graph),
+        metadata_props: vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_names_do_not_collide() {
+        let mut g = GraphBuilder::new();
+        let a = g.unique("x");
+        let b = g.unique("x");
+        let c = g.unique("x");
+        assert_eq!(a, "x");
+        assert_ne!(a, b);
+        assert_ne!(b, c);
+        g.set_scope("layer0");
+        assert_eq!(g.unique("x"), "layer0/x");
+    }
+
+    #[test]
+    fn zero_valued_attributes_survive() {
+        use prost::Message;
+        let mut g = GraphBuilder::new();
+        let x = g.input("x", data_type::FLOAT, &["n".into(), 3.into()]);
+        let y = g.op("Softmax", &[&x], vec![("axis", Attr::Int(0))]);
+        g.output(&y, "y", data_type::FLOAT, &["n".into(), 3.into()]);
+        let bytes = model(g.build("t"), "").encode_to_vec();
+        let back = ModelProto::decode(bytes.as_slice()).expect("decode");
+        let node = &back.graph.as_ref().expect("graph").node[0];
+        assert_eq!(node.attribute[0].i, Some(0));
+        assert_eq!(node.attribute[0].r#type, Some(attribute_type::INT));
+    }
+}

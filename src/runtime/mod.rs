@@ -1,0 +1,10 @@
+//! The compute runtime: the only module that imports `ort`.
+//!
+//! It finds and loads the ONNX Runtime shared library once per process, and
+//! runs models through a small pool of sessions.
+
+mod library;
+mod session;
+
+pub use library::{ort_library_candidates, ORT_LIB_ENV, ORT_VERSION};
+pub use session::{Device, ModelRunner, RunnerOptions, TensorInput};

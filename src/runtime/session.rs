@@ -1,0 +1,192 @@
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
+
+use ndarray::{Array2, ArrayD};
+use ort::session::{builder::GraphOptimizationLevel, Session};
+use ort::value::Tensor;
+
+use super::library::environment;
+use crate::error::{Error, Result};
+
+/// Where a model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Device {
+    /// ONNX Runtime's CPU execution provider.
+    #[default]
+    Cpu,
+    /// ONNX Runtime's CUDA execution provider on the given device.
+    Cuda(i32),
+}
+
+/// Session settings.
+#[derive(Debug, Clone)]
+pub struct RunnerOptions {
+    /// Intra-op threads per session; 0 lets ONNX Runtime choose (one per core).
+    pub threads: usize,
+    pub device: Device,
+    /// Sessions that may run at once. Each holds its own copy of the weights;
+    /// callers beyond this wait for a free one.
+    pub max_sessions: usize,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            threads: 0,
+            device: Device::Cpu,
+            max_sessions: 1,
+        }
+    }
+}
+
+/// One named int64 input.
+pub struct TensorInput<'a> {
+    pub name: &'a str,
+    pub value: Array2<i64>,
+}
+
+struct Pool {
+    idle: Vec<Session>,
+    created: usize,
+}
+
+/// Runs one ONNX model, safely from many threads: each call borrows a session
+/// from a pool (created on demand up to `max_sessions`).
+pub struct ModelRunner {
+    path: PathBuf,
+    options: RunnerOptions,
+    pool: Mutex<Pool>,
+    freed: Condvar,
+    input_names: Vec<String>,
+    output_names: Vec<String>,
+    /// Static dims of each output (`None` where symbolic).
+    output_dims: Vec<Vec<Option<i64>>>,
+}
+
+impl std::fmt::Debug for ModelRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelRunner")
+            .field("path", &self.path)
+            .field("inputs", &self.input_names)
+            .field("outputs", &self.output_names)
+            .finish()
+    }
+}
+
+fn make_session(path: &Path, options: &RunnerOptions) -> Result<Session> {
+    let env = environment()?;
+    let what = path.display().to_string();
+    let mut builder = Session::builder(env)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| Error::Runtime(e.to_string()))?;
+    if options.threads > 0 {
+        builder = builder.with_intra_threads(options.threads).map_err(|e| Error::Runtime(e.to_string()))?;
+    }
+    if let Device::Cuda(id) = options.device {
+        let ep = ort::ep::CUDA::default().with_device_id(id).build().error_on_failure();
+        builder = builder.with_execution_providers([ep]).map_err(|e| Error::ProviderUnavailable {
+            provider: format!("CUDA (device {id})"),
+            msg: e.to_string(),
+        })?;
+    }
+    builder
+        .commit_from_file(path)
+        .map_err(|e| Error::model(what, format!("ONNX Runtime cannot load it: {e}")))
+}
+
+impl ModelRunner {
+    /// Load the model at `path` into a first session.
+    pub fn open(path: &Path, options: RunnerOptions) -> Result<Self> {
+        if options.max_sessions == 0 {
+            return Err(Error::InvalidArgument("max_sessions must be at least 1".into()));
+        }
+        let first = make_session(path, &options)?;
+        let input_names = first.inputs().iter().map(|i| i.name().to_string()).collect();
+        let output_names = first.outputs().iter().map(|o| o.name().to_string()).collect();
+        let output_dims = first
+            .outputs()
+            .iter()
+            .map(|o| match o.dtype() {
+                ort::value::ValueType::Tensor { shape, .. } => {
+                    shape.iter().map(|&d| if d >= 0 { Some(d) } else { None }).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect();
+        Ok(ModelRunner {
+            path: path.to_path_buf(),
+            options,
+            pool: Mutex::new(Pool {
+                idle: vec![first],
+                created: 1,
+            }),
+            freed: Condvar::new(),
+            input_names,
+            output_names,
+            output_dims,
+        })
+    }
+
+    pub fn input_names(&self) -> &[String] {
+        &self.input_names
+    }
+
+    pub fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
+    /// Static dims of output `i` (`None` for symbolic ones).
+    pub fn output_dims(&self, i: usize) -> Option<&[Option<i64>]> {
+        self.output_dims.get(i).map(Vec::as_slice)
+    }
+
+    fn checkout(&self) -> Result<Session> {
+        let mut pool = self.pool.lock().map_err(|_| Error::Internal("session pool poisoned".into()))?;
+        loop {
+            if let Some(s) = pool.idle.pop() {
+                return Ok(s);
+            }
+            if pool.created < self.options.max_sessions {
+                pool.created += 1;
+                drop(pool);
+                return make_session(&self.path, &self.options).inspect_err(|_| {
+                    if let Ok(mut p) = self.pool.lock() {
+                        p.created -= 1;
+                    }
+                });
+            }
+            pool = self.freed.wait(pool).map_err(|_| Error::Internal("session pool poisoned".into()))?;
+        }
+    }
+
+    fn give_back(&self, s: Session) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.idle.push(s);
+        }
+        self.freed.notify_one();
+    }
+
+    /// Run the model on int64 inputs and return the named float outputs.
+    pub fn run(&self, inputs: Vec<TensorInput<'_>>, outputs: &[&str]) -> Result<Vec<ArrayD<f32>>> {
+        let mut values = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            values.push((input.name.to_string(), Tensor::from_array(input.value)?));
+        }
+        let mut session = self.checkout()?;
+        let result = (|| {
+            let out = session.run(values)?;
+            outputs
+                .iter()
+                .map(|name| {
+                    let v = out
+                        .get(*name)
+                        .ok_or_else(|| Error::model(self.path.display().to_string(), format!("no output {name}")))?;
+                    Ok(v.try_extract_array::<f32>()?.to_owned())
+                })
+                .collect::<Result<Vec<_>>>()
+        })();
+        self.give_back(session);
+        result
+    }
+}

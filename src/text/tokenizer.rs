@@ -1,0 +1,181 @@
+use std::path::Path;
+
+use tokenizers::{Encoding, Tokenizer, TruncationDirection};
+
+use crate::error::{Error, Result};
+
+/// One encoded (prompt, response) pair, special tokens included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedPair {
+    pub ids: Vec<i64>,
+    pub type_ids: Vec<i64>,
+}
+
+impl EncodedPair {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// A tokenizer that encodes (prompt, response) pairs for a reward model.
+///
+/// Any padding or truncation configured inside `tokenizer.json` is cleared:
+/// rewardkit pads per batch and truncates with its own policy (see
+/// [`truncation_split`]).
+#[derive(Debug, Clone)]
+pub struct PairTokenizer {
+    inner: Tokenizer,
+    max_length: usize,
+    special_tokens: usize,
+    pad_id: i64,
+}
+
+/// How many prompt and response tokens to keep within `budget` tokens.
+///
+/// The response is what is being judged, so it keeps priority: it may use
+/// everything except a reserve of up to a quarter of the budget for the
+/// prompt. The prompt then fills what is left. Callers keep the *end* of the
+/// prompt (the latest turn) and the *start* of the response.
+pub fn truncation_split(prompt_len: usize, response_len: usize, budget: usize) -> (usize, usize) {
+    if prompt_len + response_len <= budget {
+        return (prompt_len, response_len);
+    }
+    let prompt_reserve = prompt_len.min(budget / 4);
+    let keep_response = response_len.min(budget - prompt_reserve);
+    let keep_prompt = prompt_len.min(budget - keep_response);
+    (keep_prompt, keep_response)
+}
+
+impl PairTokenizer {
+    /// Load `tokenizer.json`. `max_length` bounds every encoded pair,
+    /// special tokens included.
+    pub fn from_file(path: &Path, max_length: usize) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes, max_length, &path.display().to_string())
+    }
+
+    /// Load a tokenizer from the bytes of a `tokenizer.json`; `what` names it in errors.
+    pub fn from_bytes(bytes: &[u8], max_length: usize, what: &str) -> Result<Self> {
+        let mut inner = Tokenizer::from_bytes(bytes).map_err(|e| Error::Tokenizer {
+            what: what.to_string(),
+            msg: format!("cannot load: {e}"),
+        })?;
+        let pad_id = inner
+            .get_padding()
+            .map(|p| p.pad_id as i64)
+            .or_else(|| inner.token_to_id("[PAD]").map(i64::from))
+            .or_else(|| inner.token_to_id("<pad>").map(i64::from))
+            .unwrap_or(0);
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer {
+                what: what.to_string(),
+                msg: e.to_string(),
+            })?;
+        let special_tokens = inner.get_post_processor().map_or(0, |p| {
+            use tokenizers::PostProcessor;
+            p.added_tokens(true)
+        });
+        if max_length <= special_tokens {
+            return Err(Error::InvalidArgument(format!(
+                "max_length {max_length} leaves no room for text ({special_tokens} special tokens per pair)"
+            )));
+        }
+        Ok(PairTokenizer {
+            inner,
+            max_length,
+            special_tokens,
+            pad_id,
+        })
+    }
+
+    /// The id used to pad batches.
+    pub fn pad_id(&self) -> i64 {
+        self.pad_id
+    }
+
+    /// The largest encoded length, special tokens included.
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    /// A copy with a different length bound.
+    pub fn with_max_length(mut self, max_length: usize) -> Result<Self> {
+        if max_length <= self.special_tokens {
+            return Err(Error::InvalidArgument(format!(
+                "max_length {max_length} leaves no room for text ({} special tokens per pair)",
+                self.special_tokens
+            )));
+        }
+        self.max_length = max_length;
+        Ok(self)
+    }
+
+    /// The underlying `tokenizers` tokenizer.
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+
+    fn encode_plain(&self, text: &str, what: &str) -> Result<Encoding> {
+        self.inner.encode(text, false).map_err(|e| Error::Tokenizer {
+            what: what.to_string(),
+            msg: format!("cannot encode: {e}"),
+        })
+    }
+
+    /// Encode a (prompt, response) pair: special tokens as the tokenizer's
+    /// post-processor places them, truncated to `max_length` by
+    /// [`truncation_split`].
+    pub fn encode_pair(&self, prompt: &str, response: &str) -> Result<EncodedPair> {
+        let mut p = self.encode_plain(prompt, "prompt")?;
+        let mut r = self.encode_plain(response, "response")?;
+        let budget = self.max_length - self.special_tokens;
+        let (keep_p, keep_r) = truncation_split(p.len(), r.len(), budget);
+        if keep_p < p.len() {
+            p.truncate(keep_p, 0, TruncationDirection::Left);
+            p.take_overflowing();
+        }
+        if keep_r < r.len() {
+            r.truncate(keep_r, 0, TruncationDirection::Right);
+            r.take_overflowing();
+        }
+        let enc = self.inner.post_process(p, Some(r), true).map_err(|e| Error::Tokenizer {
+            what: "pair".to_string(),
+            msg: e.to_string(),
+        })?;
+        Ok(EncodedPair {
+            ids: enc.get_ids().iter().map(|&i| i64::from(i)).collect(),
+            type_ids: enc.get_type_ids().iter().map(|&i| i64::from(i)).collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_everything_that_fits() {
+        assert_eq!(truncation_split(10, 20, 30), (10, 20));
+        assert_eq!(truncation_split(0, 0, 5), (0, 0));
+    }
+
+    #[test]
+    fn split_prefers_the_response_but_keeps_some_prompt() {
+        // A long response leaves the prompt a quarter of the budget.
+        assert_eq!(truncation_split(100, 1000, 100), (25, 75));
+        // A short prompt is kept whole, the response takes the rest.
+        assert_eq!(truncation_split(10, 1000, 100), (10, 90));
+        // A long prompt with a short response: the response is kept whole.
+        assert_eq!(truncation_split(1000, 30, 100), (70, 30));
+        for (p, r, b) in [(7, 9, 10), (1, 50, 3), (500, 500, 509), (3, 0, 2)] {
+            let (kp, kr) = truncation_split(p, r, b);
+            assert!(kp + kr <= b && kp <= p && kr <= r, "{p} {r} {b} -> {kp} {kr}");
+        }
+    }
+}
