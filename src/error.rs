@@ -61,7 +61,7 @@ impl ErrorCode {
 #[non_exhaustive]
 pub enum Error {
     #[error("{0} must not be null")]
-    NullArgument(&'static str),
+    NullArgument(String),
     #[error("{what} is not valid UTF-8 (invalid byte at offset {offset})")]
     InvalidUtf8 { what: String, offset: usize },
     #[error("empty batch: {0}")]

@@ -48,7 +48,7 @@ pub fn ort_library_candidates() -> Vec<PathBuf> {
 static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, Vec<String>>> = OnceLock::new();
 
 /// The process-wide ONNX Runtime environment, loading the library on first use.
-pub(crate) fn environment() -> Result<&'static ort::environment::Environment> {
+pub fn environment() -> Result<&'static ort::environment::Environment> {
     let env = ENVIRONMENT.get_or_init(|| {
         let mut tried = Vec::new();
         let from_env = std::env::var_os(ORT_LIB_ENV).is_some_and(|p| !p.is_empty());

@@ -6,5 +6,5 @@
 mod library;
 mod session;
 
-pub use library::{ort_library_candidates, ORT_LIB_ENV, ORT_VERSION};
+pub use library::{environment, ort_library_candidates, ORT_LIB_ENV, ORT_VERSION};
 pub use session::{Device, ModelRunner, RunnerOptions, TensorInput};

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every test of the project: Rust unit and integration tests (the header
+# check included), the C test program under valgrind, and the Python interop
+# tests (ONNX checker, stock onnxruntime). Run through `make test`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+echo "== Rust tests"
+cargo test --all-targets
+echo "== C ABI tests"
+bash scripts/test-c.sh
+echo "== Python interop tests"
+bash scripts/test-python.sh
