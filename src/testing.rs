@@ -61,8 +61,11 @@ fn vocab() -> Vec<String> {
 pub fn tiny_tokenizer_json() -> String {
     let vocab = vocab();
     let id = |t: &str| vocab.iter().position(|v| v == t).unwrap_or(0);
-    let map: serde_json::Map<String, serde_json::Value> =
-        vocab.iter().enumerate().map(|(i, t)| (t.clone(), serde_json::json!(i))).collect();
+    let map: serde_json::Map<String, serde_json::Value> = vocab
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), serde_json::json!(i)))
+        .collect();
     let added: Vec<serde_json::Value> = SPECIALS
         .iter()
         .map(|s| serde_json::json!({"id": id(s), "content": s, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}))
@@ -120,30 +123,84 @@ pub fn write_tiny_bert(dir: &Path, spec: TinyBert) -> Result<()> {
     let mut tensors: Vec<(String, Weight)> = Vec::new();
     let mut add = |name: String, shape: Vec<usize>, std: f64, mean: f32| {
         let n = shape.iter().product();
-        let data = rng.normal_vec(n, std).into_iter().map(|v| v + mean).collect();
+        let data = rng
+            .normal_vec(n, std)
+            .into_iter()
+            .map(|v| v + mean)
+            .collect();
         tensors.push((name, Weight { shape, data }));
     };
     let h = spec.hidden;
     // Larger-than-usual weights keep the random model's outputs well spread.
     let s = 0.2;
-    add("embeddings.word_embeddings.weight".into(), vec![vocab_size, h], 1.0, 0.0);
-    add("embeddings.position_embeddings.weight".into(), vec![spec.max_positions, h], 0.5, 0.0);
-    add("embeddings.token_type_embeddings.weight".into(), vec![2, h], 0.5, 0.0);
+    add(
+        "embeddings.word_embeddings.weight".into(),
+        vec![vocab_size, h],
+        1.0,
+        0.0,
+    );
+    add(
+        "embeddings.position_embeddings.weight".into(),
+        vec![spec.max_positions, h],
+        0.5,
+        0.0,
+    );
+    add(
+        "embeddings.token_type_embeddings.weight".into(),
+        vec![2, h],
+        0.5,
+        0.0,
+    );
     add("embeddings.LayerNorm.weight".into(), vec![h], 0.1, 1.0);
     add("embeddings.LayerNorm.bias".into(), vec![h], 0.1, 0.0);
     for l in 0..spec.layers {
         let p = format!("encoder.layer.{l}");
         for name in ["query", "key", "value"] {
-            add(format!("{p}.attention.self.{name}.weight"), vec![h, h], s, 0.0);
+            add(
+                format!("{p}.attention.self.{name}.weight"),
+                vec![h, h],
+                s,
+                0.0,
+            );
             add(format!("{p}.attention.self.{name}.bias"), vec![h], s, 0.0);
         }
-        add(format!("{p}.attention.output.dense.weight"), vec![h, h], s, 0.0);
+        add(
+            format!("{p}.attention.output.dense.weight"),
+            vec![h, h],
+            s,
+            0.0,
+        );
         add(format!("{p}.attention.output.dense.bias"), vec![h], s, 0.0);
-        add(format!("{p}.attention.output.LayerNorm.weight"), vec![h], 0.1, 1.0);
-        add(format!("{p}.attention.output.LayerNorm.bias"), vec![h], 0.1, 0.0);
-        add(format!("{p}.intermediate.dense.weight"), vec![spec.intermediate, h], s, 0.0);
-        add(format!("{p}.intermediate.dense.bias"), vec![spec.intermediate], s, 0.0);
-        add(format!("{p}.output.dense.weight"), vec![h, spec.intermediate], s, 0.0);
+        add(
+            format!("{p}.attention.output.LayerNorm.weight"),
+            vec![h],
+            0.1,
+            1.0,
+        );
+        add(
+            format!("{p}.attention.output.LayerNorm.bias"),
+            vec![h],
+            0.1,
+            0.0,
+        );
+        add(
+            format!("{p}.intermediate.dense.weight"),
+            vec![spec.intermediate, h],
+            s,
+            0.0,
+        );
+        add(
+            format!("{p}.intermediate.dense.bias"),
+            vec![spec.intermediate],
+            s,
+            0.0,
+        );
+        add(
+            format!("{p}.output.dense.weight"),
+            vec![h, spec.intermediate],
+            s,
+            0.0,
+        );
         add(format!("{p}.output.dense.bias"), vec![h], s, 0.0);
         add(format!("{p}.output.LayerNorm.weight"), vec![h], 0.1, 1.0);
         add(format!("{p}.output.LayerNorm.bias"), vec![h], 0.1, 0.0);
@@ -153,7 +210,10 @@ pub fn write_tiny_bert(dir: &Path, spec: TinyBert) -> Result<()> {
         let p = dir.join(name);
         std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
     };
-    write("config.json", serde_json::to_string_pretty(&config).unwrap_or_default())?;
+    write(
+        "config.json",
+        serde_json::to_string_pretty(&config).unwrap_or_default(),
+    )?;
     write("tokenizer.json", tiny_tokenizer_json())?;
     Ok(())
 }

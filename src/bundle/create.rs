@@ -1,6 +1,8 @@
 use std::path::{Path, PathBuf};
 
-use super::manifest::{Architecture, Manifest, Provenance, TextFormat, FORMAT_NAME, FORMAT_VERSION};
+use super::manifest::{
+    Architecture, Manifest, Provenance, TextFormat, FORMAT_NAME, FORMAT_VERSION,
+};
 use super::{Bundle, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE};
 use crate::error::{Error, Result};
 use crate::model::bert::{self, BuildOptions};
@@ -22,10 +24,16 @@ impl OutputPreset {
     pub fn names(self) -> Vec<String> {
         match self {
             OutputPreset::Reward => vec!["reward".into()],
-            OutputPreset::HelpSteer2 => ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            OutputPreset::HelpSteer2 => [
+                "helpfulness",
+                "correctness",
+                "coherence",
+                "complexity",
+                "verbosity",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         }
     }
 }
@@ -36,7 +44,9 @@ impl std::str::FromStr for OutputPreset {
         match s {
             "reward" => Ok(OutputPreset::Reward),
             "helpsteer2" => Ok(OutputPreset::HelpSteer2),
-            _ => Err(Error::InvalidArgument(format!("unknown outputs {s:?} (expected reward or helpsteer2)"))),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown outputs {s:?} (expected reward or helpsteer2)"
+            ))),
         }
     }
 }
@@ -100,10 +110,13 @@ pub fn init_from_backbone(backbone: &Path, out: &Path, opts: &InitOptions) -> Re
     let config_path = backbone.join("config.json");
     let config_value: serde_json::Value = {
         let text = std::fs::read_to_string(&config_path).map_err(|e| Error::io(&config_path, e))?;
-        serde_json::from_str(&text).map_err(|e| Error::backbone(&config_path, format!("not valid JSON: {e}")))?
+        serde_json::from_str(&text)
+            .map_err(|e| Error::backbone(&config_path, format!("not valid JSON: {e}")))?
     };
     let cfg = BertConfig::from_json(&config_value, &config_path)?;
-    let max_length = opts.max_length.unwrap_or(cfg.max_position_embeddings.min(512));
+    let max_length = opts
+        .max_length
+        .unwrap_or(cfg.max_position_embeddings.min(512));
     if max_length > cfg.max_position_embeddings {
         return Err(Error::InvalidArgument(format!(
             "max_length {max_length} exceeds the backbone's max_position_embeddings {}",
@@ -115,7 +128,12 @@ pub fn init_from_backbone(backbone: &Path, out: &Path, opts: &InitOptions) -> Re
     // Loading it now catches a broken tokenizer before anything is written.
     PairTokenizer::from_bytes(&tokenizer_json, max_length, &tok_path.display().to_string())?;
     let mut weights = Weights::from_safetensors(&backbone.join("model.safetensors"))?;
-    let head = RewardHead::init(opts.outputs.len(), cfg.hidden_size, cfg.initializer_range, opts.seed)?;
+    let head = RewardHead::init(
+        opts.outputs.len(),
+        cfg.hidden_size,
+        cfg.initializer_range,
+        opts.seed,
+    )?;
     let model = bert::build_reward_model(
         &cfg,
         &mut weights,
@@ -125,7 +143,10 @@ pub fn init_from_backbone(backbone: &Path, out: &Path, opts: &InitOptions) -> Re
             expose_pooled: false,
         },
     )?;
-    let mut inputs = vec![bert::INPUT_IDS.to_string(), bert::ATTENTION_MASK.to_string()];
+    let mut inputs = vec![
+        bert::INPUT_IDS.to_string(),
+        bert::ATTENTION_MASK.to_string(),
+    ];
     if cfg.type_vocab_size > 0 {
         inputs.push(bert::TOKEN_TYPE_IDS.to_string());
     }
@@ -138,7 +159,11 @@ pub fn init_from_backbone(backbone: &Path, out: &Path, opts: &InitOptions) -> Re
         },
         inputs,
         outputs: opts.outputs.clone(),
-        reward_output: opts.reward_output.clone().or_else(|| opts.outputs.first().cloned()).unwrap_or_default(),
+        reward_output: opts
+            .reward_output
+            .clone()
+            .or_else(|| opts.outputs.first().cloned())
+            .unwrap_or_default(),
         pooling: opts.pooling,
         max_length,
         text: TextFormat::Pair,
@@ -158,14 +183,30 @@ pub fn init_from_backbone(backbone: &Path, out: &Path, opts: &InitOptions) -> Re
 /// Write a complete bundle. Files go to a staging directory beside `out`,
 /// which is renamed into place at the end, so `out` never holds a half-written
 /// bundle.
-pub fn write_bundle(out: &Path, manifest: &Manifest, model: &ModelProto, tokenizer_json: &[u8], overwrite: bool) -> Result<Bundle> {
+pub fn write_bundle(
+    out: &Path,
+    manifest: &Manifest,
+    model: &ModelProto,
+    tokenizer_json: &[u8],
+    overwrite: bool,
+) -> Result<Bundle> {
     manifest.validate().map_err(|msg| Error::bundle(out, msg))?;
     if out.exists() {
         let is_bundle = out.join(MANIFEST_FILE).exists();
-        let empty_dir = out.is_dir() && std::fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
+        let empty_dir = out.is_dir()
+            && std::fs::read_dir(out)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
         if !(empty_dir || (is_bundle && overwrite)) {
-            let why = if is_bundle { "a bundle already exists there (use --force to replace it)" } else { "it exists and is not an empty directory or a bundle" };
-            return Err(Error::InvalidArgument(format!("cannot write a bundle to {}: {why}", out.display())));
+            let why = if is_bundle {
+                "a bundle already exists there (use --force to replace it)"
+            } else {
+                "it exists and is not an empty directory or a bundle"
+            };
+            return Err(Error::InvalidArgument(format!(
+                "cannot write a bundle to {}: {why}",
+                out.display()
+            )));
         }
     }
     let name = out

@@ -84,7 +84,10 @@ impl Manifest {
             serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
         let format = value.get("format").and_then(|v| v.as_str());
         if format != Some(FORMAT_NAME) {
-            return Err(format!("\"format\" is {:?}, expected {FORMAT_NAME:?}", value.get("format")));
+            return Err(format!(
+                "\"format\" is {:?}, expected {FORMAT_NAME:?}",
+                value.get("format")
+            ));
         }
         match value.get("format_version").and_then(|v| v.as_u64()) {
             None => return Err("\"format_version\" is missing or not a whole number".into()),
@@ -132,7 +135,9 @@ impl Manifest {
                     self.outputs.len()
                 ));
             }
-            if n.std.iter().any(|s| !s.is_finite() || *s <= 0.0) || n.mean.iter().any(|m| !m.is_finite()) {
+            if n.std.iter().any(|s| !s.is_finite() || *s <= 0.0)
+                || n.mean.iter().any(|m| !m.is_finite())
+            {
                 return Err("normalization needs finite means and positive finite stds".into());
             }
         }
@@ -141,7 +146,10 @@ impl Manifest {
 
     /// Index of the reward output.
     pub fn reward_index(&self) -> usize {
-        self.outputs.iter().position(|o| *o == self.reward_output).unwrap_or(0)
+        self.outputs
+            .iter()
+            .position(|o| *o == self.reward_output)
+            .unwrap_or(0)
     }
 
     /// Pretty JSON text of the manifest.
@@ -183,18 +191,29 @@ mod tests {
     fn rejects_bad_manifests_with_reasons() {
         let mut m = sample();
         m.reward_output = "helpfulness".into();
-        assert!(Manifest::parse(&m.to_json()).unwrap_err().contains("reward_output"));
+        assert!(Manifest::parse(&m.to_json())
+            .unwrap_err()
+            .contains("reward_output"));
         let mut m = sample();
         m.format_version = 99;
         assert!(Manifest::parse(&m.to_json()).unwrap_err().contains("newer"));
         let mut m = sample();
         m.outputs = vec!["a".into(), "a".into()];
         m.reward_output = "a".into();
-        assert!(Manifest::parse(&m.to_json()).unwrap_err().contains("repeated"));
-        assert!(Manifest::parse("{\"format\": ").unwrap_err().contains("JSON"));
-        assert!(Manifest::parse("{\"format\": \"other\"}").unwrap_err().contains("format"));
+        assert!(Manifest::parse(&m.to_json())
+            .unwrap_err()
+            .contains("repeated"));
+        assert!(Manifest::parse("{\"format\": ")
+            .unwrap_err()
+            .contains("JSON"));
+        assert!(Manifest::parse("{\"format\": \"other\"}")
+            .unwrap_err()
+            .contains("format"));
         let mut m = sample();
-        m.normalization = Some(Normalization { mean: vec![0.0], std: vec![0.0] });
+        m.normalization = Some(Normalization {
+            mean: vec![0.0],
+            std: vec![0.0],
+        });
         assert!(Manifest::parse(&m.to_json()).unwrap_err().contains("std"));
     }
 }

@@ -5,7 +5,9 @@ mod create;
 mod manifest;
 
 pub use create::{init_from_backbone, write_bundle, InitOptions, OutputPreset};
-pub use manifest::{Architecture, Manifest, Normalization, Provenance, TextFormat, FORMAT_NAME, FORMAT_VERSION};
+pub use manifest::{
+    Architecture, Manifest, Normalization, Provenance, TextFormat, FORMAT_NAME, FORMAT_VERSION,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -35,17 +37,31 @@ impl Bundle {
             return Err(Error::bundle(&dir, "not a directory"));
         }
         let mpath = dir.join(MANIFEST_FILE);
-        let meta = std::fs::metadata(&mpath).map_err(|e| Error::bundle(&dir, format!("{MANIFEST_FILE}: {e}")))?;
+        let meta = std::fs::metadata(&mpath)
+            .map_err(|e| Error::bundle(&dir, format!("{MANIFEST_FILE}: {e}")))?;
         if meta.len() > MAX_MANIFEST_BYTES {
-            return Err(Error::bundle(&dir, format!("{MANIFEST_FILE} is {} bytes, more than the {MAX_MANIFEST_BYTES} allowed", meta.len())));
+            return Err(Error::bundle(
+                &dir,
+                format!(
+                    "{MANIFEST_FILE} is {} bytes, more than the {MAX_MANIFEST_BYTES} allowed",
+                    meta.len()
+                ),
+            ));
         }
-        let text = std::fs::read_to_string(&mpath).map_err(|e| Error::bundle(&dir, format!("{MANIFEST_FILE}: {e}")))?;
-        let manifest = Manifest::parse(&text).map_err(|msg| Error::bundle(&dir, format!("{MANIFEST_FILE}: {msg}")))?;
+        let text = std::fs::read_to_string(&mpath)
+            .map_err(|e| Error::bundle(&dir, format!("{MANIFEST_FILE}: {e}")))?;
+        let manifest = Manifest::parse(&text)
+            .map_err(|msg| Error::bundle(&dir, format!("{MANIFEST_FILE}: {msg}")))?;
         for file in [MODEL_FILE, TOKENIZER_FILE] {
             let p = dir.join(file);
             match std::fs::metadata(&p) {
                 Ok(m) if m.is_file() && m.len() > 0 => {}
-                Ok(_) => return Err(Error::bundle(&dir, format!("{file} is empty or not a file"))),
+                Ok(_) => {
+                    return Err(Error::bundle(
+                        &dir,
+                        format!("{file} is empty or not a file"),
+                    ))
+                }
                 Err(e) => return Err(Error::bundle(&dir, format!("{file}: {e}"))),
             }
         }

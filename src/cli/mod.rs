@@ -12,7 +12,11 @@ use crate::error::Result;
 use crate::model::Pooling;
 
 #[derive(Parser)]
-#[command(name = "rewardkit", version, about = "Embedded reward models: make, inspect and score reward-model bundles")]
+#[command(
+    name = "rewardkit",
+    version,
+    about = "Embedded reward models: make, inspect and score reward-model bundles"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -45,33 +45,52 @@ fn parse_device(s: &str) -> Result<Device> {
             .strip_prefix("cuda:")
             .and_then(|n| n.parse().ok())
             .map(Device::Cuda)
-            .ok_or_else(|| Error::InvalidArgument(format!("unknown device {s:?} (expected cpu, cuda or cuda:N)"))),
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "unknown device {s:?} (expected cpu, cuda or cuda:N)"
+                ))
+            }),
     }
 }
 
 /// One input row: a single response, or a chosen/rejected pair.
 enum Row {
-    Single { prompt: String, response: String },
-    Pair { prompt: String, chosen: String, rejected: String },
+    Single {
+        prompt: String,
+        response: String,
+    },
+    Pair {
+        prompt: String,
+        chosen: String,
+        rejected: String,
+    },
 }
 
 fn parse_row(line: &str, path: &std::path::Path, lineno: usize) -> Result<Row> {
     let at = || format!("{}:{lineno}", path.display());
-    let v: serde_json::Value =
-        serde_json::from_str(line).map_err(|e| Error::InvalidArgument(format!("{}: not valid JSON: {e}", at())))?;
+    let v: serde_json::Value = serde_json::from_str(line)
+        .map_err(|e| Error::InvalidArgument(format!("{}: not valid JSON: {e}", at())))?;
     let field = |k: &str| -> Result<Option<String>> {
         match v.get(k) {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(Error::InvalidArgument(format!("{}: field {k:?} is not a string", at()))),
+            Some(_) => Err(Error::InvalidArgument(format!(
+                "{}: field {k:?} is not a string",
+                at()
+            ))),
         }
     };
-    let prompt = field("prompt")?.ok_or_else(|| Error::InvalidArgument(format!("{}: missing field \"prompt\"", at())))?;
+    let prompt = field("prompt")?
+        .ok_or_else(|| Error::InvalidArgument(format!("{}: missing field \"prompt\"", at())))?;
     if let Some(response) = field("response")? {
         return Ok(Row::Single { prompt, response });
     }
     match (field("chosen")?, field("rejected")?) {
-        (Some(chosen), Some(rejected)) => Ok(Row::Pair { prompt, chosen, rejected }),
+        (Some(chosen), Some(rejected)) => Ok(Row::Pair {
+            prompt,
+            chosen,
+            rejected,
+        }),
         _ => Err(Error::InvalidArgument(format!(
             "{}: expected \"response\", or \"chosen\" and \"rejected\"",
             at()
@@ -81,7 +100,10 @@ fn parse_row(line: &str, path: &std::path::Path, lineno: usize) -> Result<Row> {
 
 fn row_json(scorer: &Scorer, outputs: &[f32]) -> serde_json::Map<String, serde_json::Value> {
     let mut m = serde_json::Map::new();
-    m.insert("reward".into(), serde_json::json!(outputs[scorer.reward_index()]));
+    m.insert(
+        "reward".into(),
+        serde_json::json!(outputs[scorer.reward_index()]),
+    );
     for (name, v) in scorer.output_names().iter().zip(outputs) {
         m.insert(name.clone(), serde_json::json!(v));
     }
@@ -98,19 +120,29 @@ pub(super) fn run(args: ScoreArgs) -> Result<()> {
     }
     let scorer = Scorer::open(&args.model, opts)?;
     let mut out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(BufWriter::new(std::fs::File::create(p).map_err(|e| Error::io(p, e))?)),
+        Some(p) => Box::new(BufWriter::new(
+            std::fs::File::create(p).map_err(|e| Error::io(p, e))?,
+        )),
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
-    let write_err = |e: std::io::Error| Error::io(args.output.clone().unwrap_or_else(|| "<stdout>".into()), e);
+    let write_err =
+        |e: std::io::Error| Error::io(args.output.clone().unwrap_or_else(|| "<stdout>".into()), e);
 
     if let (Some(p), Some(r)) = (&args.prompt, &args.response) {
         let all = scorer.score_batch_outputs(&[p.as_str()], &[r.as_str()])?;
         let row = all.row(0).to_vec();
-        writeln!(out, "{}", serde_json::Value::Object(row_json(&scorer, &row))).map_err(write_err)?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::Value::Object(row_json(&scorer, &row))
+        )
+        .map_err(write_err)?;
         return out.flush().map_err(write_err);
     }
     let Some(path) = &args.input else {
-        return Err(Error::InvalidArgument("give --prompt and --response, or --input FILE".into()));
+        return Err(Error::InvalidArgument(
+            "give --prompt and --response, or --input FILE".into(),
+        ));
     };
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut rows = Vec::new();
@@ -130,7 +162,11 @@ pub(super) fn run(args: ScoreArgs) -> Result<()> {
                 prompts.push(prompt);
                 responses.push(response);
             }
-            Row::Pair { prompt, chosen, rejected } => {
+            Row::Pair {
+                prompt,
+                chosen,
+                rejected,
+            } => {
                 prompts.extend([prompt.as_str(), prompt.as_str()]);
                 responses.extend([chosen.as_str(), rejected.as_str()]);
             }
@@ -168,8 +204,14 @@ pub(super) fn run(args: ScoreArgs) -> Result<()> {
                 k += 2;
                 let ri = scorer.reward_index();
                 let mut m = serde_json::Map::new();
-                m.insert("chosen".into(), serde_json::Value::Object(row_json(&scorer, &c)));
-                m.insert("rejected".into(), serde_json::Value::Object(row_json(&scorer, &r)));
+                m.insert(
+                    "chosen".into(),
+                    serde_json::Value::Object(row_json(&scorer, &c)),
+                );
+                m.insert(
+                    "rejected".into(),
+                    serde_json::Value::Object(row_json(&scorer, &r)),
+                );
                 m.insert("margin".into(), serde_json::json!(c[ri] - r[ri]));
                 m.insert("correct".into(), serde_json::json!(c[ri] > r[ri]));
                 m

@@ -2,5 +2,5 @@
 
 mod scorer;
 
-pub use scorer::{Scorer, ScorerOptions};
 pub use crate::runtime::Device;
+pub use scorer::{Scorer, ScorerOptions};

@@ -80,7 +80,9 @@ impl Scorer {
         let bundle = Bundle::open(dir)?;
         let manifest = bundle.manifest();
         if options.max_batch == 0 {
-            return Err(Error::InvalidArgument("max_batch must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "max_batch must be at least 1".into(),
+            ));
         }
         let max_length = match options.max_length {
             None => manifest.max_length,
@@ -94,7 +96,9 @@ impl Scorer {
         };
         let tok_path = bundle.tokenizer_path();
         let tokenizer = PairTokenizer::from_file(&tok_path, max_length).map_err(|e| match e {
-            Error::Tokenizer { msg, .. } => Error::bundle(bundle.dir(), format!("tokenizer.json: {msg}")),
+            Error::Tokenizer { msg, .. } => {
+                Error::bundle(bundle.dir(), format!("tokenizer.json: {msg}"))
+            }
             other => other,
         })?;
         let runner = ModelRunner::open(
@@ -110,29 +114,47 @@ impl Scorer {
             .output_names()
             .iter()
             .position(|n| n == SCORES)
-            .ok_or_else(|| Error::bundle(bundle.dir(), format!("model.onnx has no output named {SCORES:?} (outputs: {:?})", runner.output_names())))?;
+            .ok_or_else(|| {
+                Error::bundle(
+                    bundle.dir(),
+                    format!(
+                        "model.onnx has no output named {SCORES:?} (outputs: {:?})",
+                        runner.output_names()
+                    ),
+                )
+            })?;
         let dims = runner.output_dims(out_idx).unwrap_or(&[]);
         match dims {
             [_, Some(n)] if *n as usize == manifest.outputs.len() => {}
-            [_, Some(n)] => {
-                return Err(Error::bundle(
-                    bundle.dir(),
-                    format!("model.onnx outputs {n} scores per pair but rewardkit.json names {} outputs", manifest.outputs.len()),
-                ))
-            }
+            [_, Some(n)] => return Err(Error::bundle(
+                bundle.dir(),
+                format!(
+                    "model.onnx outputs {n} scores per pair but rewardkit.json names {} outputs",
+                    manifest.outputs.len()
+                ),
+            )),
             _ => {
                 return Err(Error::bundle(
                     bundle.dir(),
-                    format!("model.onnx output {SCORES:?} has shape {dims:?}, expected [batch, {}]", manifest.outputs.len()),
+                    format!(
+                        "model.onnx output {SCORES:?} has shape {dims:?}, expected [batch, {}]",
+                        manifest.outputs.len()
+                    ),
                 ))
             }
         }
         for input in runner.input_names() {
             if !manifest.inputs.contains(input) {
-                return Err(Error::bundle(bundle.dir(), format!("model.onnx takes input {input:?} that rewardkit.json does not list")));
+                return Err(Error::bundle(
+                    bundle.dir(),
+                    format!("model.onnx takes input {input:?} that rewardkit.json does not list"),
+                ));
             }
         }
-        let uses_token_types = runner.input_names().iter().any(|n| n == crate::model::bert::TOKEN_TYPE_IDS);
+        let uses_token_types = runner
+            .input_names()
+            .iter()
+            .any(|n| n == crate::model::bert::TOKEN_TYPE_IDS);
         let reward_index = manifest.reward_index();
         Ok(Scorer {
             bundle,
@@ -170,7 +192,11 @@ impl Scorer {
     }
 
     /// The rewards for a batch of pairs, in input order.
-    pub fn score_batch<P: AsRef<str>, R: AsRef<str>>(&self, prompts: &[P], responses: &[R]) -> Result<Vec<f32>> {
+    pub fn score_batch<P: AsRef<str>, R: AsRef<str>>(
+        &self,
+        prompts: &[P],
+        responses: &[R],
+    ) -> Result<Vec<f32>> {
         let all = self.score_batch_outputs(prompts, responses)?;
         Ok(all.column(self.reward_index).to_vec())
     }
@@ -179,7 +205,11 @@ impl Scorer {
     ///
     /// Pairs are encoded, sorted by length and run in chunks of at most
     /// `max_batch`, so similar lengths share a batch and padding stays small.
-    pub fn score_batch_outputs<P: AsRef<str>, R: AsRef<str>>(&self, prompts: &[P], responses: &[R]) -> Result<Array2<f32>> {
+    pub fn score_batch_outputs<P: AsRef<str>, R: AsRef<str>>(
+        &self,
+        prompts: &[P],
+        responses: &[R],
+    ) -> Result<Array2<f32>> {
         if prompts.len() != responses.len() {
             return Err(Error::LengthMismatch {
                 what: "prompts vs responses",
@@ -246,11 +276,21 @@ impl Scorer {
             .next()
             .ok_or_else(|| Error::Internal("no scores returned".into()))?
             .into_dimensionality::<ndarray::Ix2>()
-            .map_err(|e| Error::model(self.bundle.model_path().display().to_string(), format!("scores are not 2-D: {e}")))?;
+            .map_err(|e| {
+                Error::model(
+                    self.bundle.model_path().display().to_string(),
+                    format!("scores are not 2-D: {e}"),
+                )
+            })?;
         if scores.nrows() != pairs.len() || scores.ncols() != self.output_names().len() {
             return Err(Error::model(
                 self.bundle.model_path().display().to_string(),
-                format!("scores have shape {:?}, expected [{}, {}]", scores.shape(), pairs.len(), self.output_names().len()),
+                format!(
+                    "scores have shape {:?}, expected [{}, {}]",
+                    scores.shape(),
+                    pairs.len(),
+                    self.output_names().len()
+                ),
             ));
         }
         Ok(scores)

@@ -41,9 +41,18 @@ mod tests {
 
     #[test]
     fn version_macros_match_cargo_toml() {
-        assert_eq!(RK_VERSION_MAJOR.to_string(), env!("CARGO_PKG_VERSION_MAJOR"));
-        assert_eq!(RK_VERSION_MINOR.to_string(), env!("CARGO_PKG_VERSION_MINOR"));
-        assert_eq!(RK_VERSION_PATCH.to_string(), env!("CARGO_PKG_VERSION_PATCH"));
+        assert_eq!(
+            RK_VERSION_MAJOR.to_string(),
+            env!("CARGO_PKG_VERSION_MAJOR")
+        );
+        assert_eq!(
+            RK_VERSION_MINOR.to_string(),
+            env!("CARGO_PKG_VERSION_MINOR")
+        );
+        assert_eq!(
+            RK_VERSION_PATCH.to_string(),
+            env!("CARGO_PKG_VERSION_PATCH")
+        );
         let s = unsafe { std::ffi::CStr::from_ptr(rk_version()) };
         assert_eq!(s.to_str().expect("utf8"), env!("CARGO_PKG_VERSION"));
     }

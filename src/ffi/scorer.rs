@@ -57,7 +57,11 @@ fn to_options(o: &rk_scorer_options) -> Result<ScorerOptions, Error> {
     let device = match o.device {
         RK_DEVICE_CPU => Device::Cpu,
         RK_DEVICE_CUDA => Device::Cuda(o.device_id),
-        other => return Err(Error::InvalidArgument(format!("unknown device {other} (expected RK_DEVICE_CPU or RK_DEVICE_CUDA)"))),
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "unknown device {other} (expected RK_DEVICE_CPU or RK_DEVICE_CUDA)"
+            )))
+        }
     };
     let mut opts = ScorerOptions::default()
         .with_threads(o.threads)
@@ -75,7 +79,11 @@ fn to_options(o: &rk_scorer_options) -> Result<ScorerOptions, Error> {
 /// `opts` may be NULL for the defaults. On success `*out` receives a new
 /// scorer, to be released with `rk_scorer_free`; on error `*out` is left as is.
 #[no_mangle]
-pub unsafe extern "C" fn rk_scorer_open(bundle_dir: *const c_char, opts: *const rk_scorer_options, out: *mut *mut rk_scorer) -> *mut rk_error {
+pub unsafe extern "C" fn rk_scorer_open(
+    bundle_dir: *const c_char,
+    opts: *const rk_scorer_options,
+    out: *mut *mut rk_scorer,
+) -> *mut rk_error {
     guard(|| {
         // SAFETY: NUL-terminated string or NULL, per the contract.
         let dir = unsafe { c_str(bundle_dir, "bundle_dir") }?;
@@ -89,10 +97,18 @@ pub unsafe extern "C" fn rk_scorer_open(bundle_dir: *const c_char, opts: *const 
         let output_names = inner
             .output_names()
             .iter()
-            .map(|n| CString::new(n.as_str()).map_err(|_| Error::Internal(format!("output name {n:?} holds a NUL byte"))))
+            .map(|n| {
+                CString::new(n.as_str())
+                    .map_err(|_| Error::Internal(format!("output name {n:?} holds a NUL byte")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         // SAFETY: out checked non-NULL above.
-        unsafe { *out = Box::into_raw(Box::new(rk_scorer { inner, output_names })) };
+        unsafe {
+            *out = Box::into_raw(Box::new(rk_scorer {
+                inner,
+                output_names,
+            }))
+        };
         Ok(())
     })
 }
@@ -116,7 +132,12 @@ fn scorer_ref<'a>(scorer: *const rk_scorer) -> Result<&'a rk_scorer, Error> {
 
 /// Score one (prompt, response) pair; `*out_reward` receives the reward.
 #[no_mangle]
-pub unsafe extern "C" fn rk_scorer_score(scorer: *const rk_scorer, prompt: *const c_char, response: *const c_char, out_reward: *mut f32) -> *mut rk_error {
+pub unsafe extern "C" fn rk_scorer_score(
+    scorer: *const rk_scorer,
+    prompt: *const c_char,
+    response: *const c_char,
+    out_reward: *mut f32,
+) -> *mut rk_error {
     guard(|| {
         let s = scorer_ref(scorer)?;
         // SAFETY: NUL-terminated strings or NULL, per the contract.
@@ -153,7 +174,12 @@ pub unsafe extern "C" fn rk_scorer_score_batch(
             return Err(Error::EmptyBatch("n is 0"));
         }
         // SAFETY: the caller promises arrays of n pointers.
-        let (ps, rs) = unsafe { (std::slice::from_raw_parts(prompts, n), std::slice::from_raw_parts(responses, n)) };
+        let (ps, rs) = unsafe {
+            (
+                std::slice::from_raw_parts(prompts, n),
+                std::slice::from_raw_parts(responses, n),
+            )
+        };
         let mut pv = Vec::with_capacity(n);
         let mut rv = Vec::with_capacity(n);
         for i in 0..n {
@@ -183,7 +209,13 @@ pub unsafe extern "C" fn rk_scorer_compare(
     guard(|| {
         let s = scorer_ref(scorer)?;
         // SAFETY: NUL-terminated strings or NULL, per the contract.
-        let (p, a, b) = unsafe { (c_str(prompt, "prompt")?, c_str(response_a, "response_a")?, c_str(response_b, "response_b")?) };
+        let (p, a, b) = unsafe {
+            (
+                c_str(prompt, "prompt")?,
+                c_str(response_a, "response_a")?,
+                c_str(response_b, "response_b")?,
+            )
+        };
         out_ptr(out_prob_a, "out_prob_a")?;
         let v = s.inner.compare(p, a, b)?;
         // SAFETY: checked non-NULL.
@@ -196,13 +228,20 @@ pub unsafe extern "C" fn rk_scorer_compare(
 /// attributes). Returns 0 if `scorer` is NULL.
 #[no_mangle]
 pub unsafe extern "C" fn rk_scorer_num_outputs(scorer: *const rk_scorer) -> usize {
-    guard_value(0, || scorer_ref(scorer).map(|s| s.output_names.len()).unwrap_or(0))
+    guard_value(0, || {
+        scorer_ref(scorer)
+            .map(|s| s.output_names.len())
+            .unwrap_or(0)
+    })
 }
 
 /// Name of output `i` as a NUL-terminated string owned by the scorer (valid
 /// until `rk_scorer_free`), or NULL if `scorer` is NULL or `i` is out of range.
 #[no_mangle]
-pub unsafe extern "C" fn rk_scorer_output_name(scorer: *const rk_scorer, i: usize) -> *const c_char {
+pub unsafe extern "C" fn rk_scorer_output_name(
+    scorer: *const rk_scorer,
+    i: usize,
+) -> *const c_char {
     guard_value(std::ptr::null(), || {
         scorer_ref(scorer)
             .ok()

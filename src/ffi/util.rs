@@ -15,7 +15,10 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<()>) -> *mut rk_error {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            rk_error::boxed(RK_ERR_PANIC, &format!("internal panic (a bug in rewardkit): {what}"))
+            rk_error::boxed(
+                RK_ERR_PANIC,
+                &format!("internal panic (a bug in rewardkit): {what}"),
+            )
         }
     }
 }

@@ -57,18 +57,31 @@ impl Ctx<'_> {
     fn linear(&mut self, x: &str, name: &str, n_in: usize, n_out: usize) -> Result<String> {
         let w = self.weight(&format!("{name}.weight"), &[], &[n_out, n_in])?;
         let b = self.weight(&format!("{name}.bias"), &[], &[n_out])?;
-        let wt = self.g.op("Transpose", &[&w], vec![("perm", Attr::Ints(vec![1, 0]))]);
+        let wt = self
+            .g
+            .op("Transpose", &[&w], vec![("perm", Attr::Ints(vec![1, 0]))]);
         let y = self.g.op("MatMul", &[x, &wt], vec![]);
         Ok(self.g.op("Add", &[&y, &b], vec![]))
     }
 
     fn layer_norm(&mut self, x: &str, name: &str, hidden: usize, eps: f64) -> Result<String> {
-        let gamma = self.weight(&format!("{name}.weight"), &[&format!("{name}.gamma")], &[hidden])?;
-        let beta = self.weight(&format!("{name}.bias"), &[&format!("{name}.beta")], &[hidden])?;
+        let gamma = self.weight(
+            &format!("{name}.weight"),
+            &[&format!("{name}.gamma")],
+            &[hidden],
+        )?;
+        let beta = self.weight(
+            &format!("{name}.bias"),
+            &[&format!("{name}.beta")],
+            &[hidden],
+        )?;
         Ok(self.g.op(
             "LayerNormalization",
             &[x, &gamma, &beta],
-            vec![("axis", Attr::Int(-1)), ("epsilon", Attr::Float(eps as f32))],
+            vec![
+                ("axis", Attr::Int(-1)),
+                ("epsilon", Attr::Float(eps as f32)),
+            ],
         ))
     }
 
@@ -76,7 +89,9 @@ impl Ctx<'_> {
         match act {
             Activation::Gelu => {
                 // 0.5 · x · (1 + erf(x / √2))
-                let inv_sqrt2 = self.g.const_f32("inv_sqrt2", std::f32::consts::FRAC_1_SQRT_2);
+                let inv_sqrt2 = self
+                    .g
+                    .const_f32("inv_sqrt2", std::f32::consts::FRAC_1_SQRT_2);
                 let half = self.g.const_f32("half", 0.5);
                 let one = self.g.const_f32("one", 1.0);
                 let s = self.g.op("Mul", &[x, &inv_sqrt2], vec![]);
@@ -146,29 +161,46 @@ pub fn build_reward_model(
 
     // Embeddings: word + position + token type, then LayerNorm.
     cx.g.set_scope("embeddings");
-    let word = cx.weight("embeddings.word_embeddings.weight", &[], &[cfg.vocab_size, h])?;
-    let pos = cx.weight("embeddings.position_embeddings.weight", &[], &[cfg.max_position_embeddings, h])?;
-    let mut x = cx.g.op("Gather", &[&word, &ids], vec![("axis", Attr::Int(0))]);
+    let word = cx.weight(
+        "embeddings.word_embeddings.weight",
+        &[],
+        &[cfg.vocab_size, h],
+    )?;
+    let pos = cx.weight(
+        "embeddings.position_embeddings.weight",
+        &[],
+        &[cfg.max_position_embeddings, h],
+    )?;
+    let mut x =
+        cx.g.op("Gather", &[&word, &ids], vec![("axis", Attr::Int(0))]);
     let shape = cx.g.op("Shape", &[&ids], vec![]);
     let one_idx = cx.g.const_i64("seq_axis", &[], &[1]);
-    let seq_len = cx.g.op("Gather", &[&shape, &one_idx], vec![("axis", Attr::Int(0))]);
+    let seq_len =
+        cx.g.op("Gather", &[&shape, &one_idx], vec![("axis", Attr::Int(0))]);
     let zero = cx.g.const_i64("zero", &[], &[0]);
     let step = cx.g.const_i64("step", &[], &[1]);
     let positions = cx.g.op("Range", &[&zero, &seq_len, &step], vec![]);
     let axes0 = cx.g.const_i64("axes0", &[1], &[0]);
     let positions = cx.g.op("Unsqueeze", &[&positions, &axes0], vec![]);
-    let pos_emb = cx.g.op("Gather", &[&pos, &positions], vec![("axis", Attr::Int(0))]);
+    let pos_emb =
+        cx.g.op("Gather", &[&pos, &positions], vec![("axis", Attr::Int(0))]);
     x = cx.g.op("Add", &[&x, &pos_emb], vec![]);
     if let Some(types) = &types {
-        let tt = cx.weight("embeddings.token_type_embeddings.weight", &[], &[cfg.type_vocab_size, h])?;
-        let t_emb = cx.g.op("Gather", &[&tt, types], vec![("axis", Attr::Int(0))]);
+        let tt = cx.weight(
+            "embeddings.token_type_embeddings.weight",
+            &[],
+            &[cfg.type_vocab_size, h],
+        )?;
+        let t_emb =
+            cx.g.op("Gather", &[&tt, types], vec![("axis", Attr::Int(0))]);
         x = cx.g.op("Add", &[&x, &t_emb], vec![]);
     }
     x = cx.layer_norm(&x, "embeddings.LayerNorm", h, cfg.layer_norm_eps)?;
 
     // Attention bias from the padding mask: [batch, 1, 1, sequence].
     cx.g.set_scope("mask");
-    let mask_f = cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(FLOAT as i64))]);
+    let mask_f =
+        cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(FLOAT as i64))]);
     let axes12 = cx.g.const_i64("axes12", &[2], &[1, 2]);
     let mask4 = cx.g.op("Unsqueeze", &[&mask_f, &axes12], vec![]);
     let one = cx.g.const_f32("one", 1.0);
@@ -187,26 +219,62 @@ pub fn build_reward_model(
         let k = cx.linear(&x, &format!("{p}.attention.self.key"), h, h)?;
         let v = cx.linear(&x, &format!("{p}.attention.self.value"), h, h)?;
         let q = cx.g.op("Reshape", &[&q, &heads_shape], vec![]);
-        let q = cx.g.op("Transpose", &[&q], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
+        let q = cx.g.op(
+            "Transpose",
+            &[&q],
+            vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))],
+        );
         let k = cx.g.op("Reshape", &[&k, &heads_shape], vec![]);
-        let k = cx.g.op("Transpose", &[&k], vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))]);
+        let k = cx.g.op(
+            "Transpose",
+            &[&k],
+            vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))],
+        );
         let v = cx.g.op("Reshape", &[&v, &heads_shape], vec![]);
-        let v = cx.g.op("Transpose", &[&v], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
+        let v = cx.g.op(
+            "Transpose",
+            &[&v],
+            vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))],
+        );
         let s = cx.g.op("MatMul", &[&q, &k], vec![]);
         let s = cx.g.op("Mul", &[&s, &scale], vec![]);
         let s = cx.g.op("Add", &[&s, &attn_bias], vec![]);
         let pr = cx.g.op("Softmax", &[&s], vec![("axis", Attr::Int(-1))]);
         let ctx = cx.g.op("MatMul", &[&pr, &v], vec![]);
-        let ctx = cx.g.op("Transpose", &[&ctx], vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))]);
+        let ctx = cx.g.op(
+            "Transpose",
+            &[&ctx],
+            vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))],
+        );
         let ctx = cx.g.op("Reshape", &[&ctx, &merge_shape], vec![]);
         let attn = cx.linear(&ctx, &format!("{p}.attention.output.dense"), h, h)?;
         let res = cx.g.op("Add", &[&attn, &x], vec![]);
-        x = cx.layer_norm(&res, &format!("{p}.attention.output.LayerNorm"), h, cfg.layer_norm_eps)?;
-        let inter = cx.linear(&x, &format!("{p}.intermediate.dense"), h, cfg.intermediate_size)?;
+        x = cx.layer_norm(
+            &res,
+            &format!("{p}.attention.output.LayerNorm"),
+            h,
+            cfg.layer_norm_eps,
+        )?;
+        let inter = cx.linear(
+            &x,
+            &format!("{p}.intermediate.dense"),
+            h,
+            cfg.intermediate_size,
+        )?;
         let inter = cx.activation(&inter, cfg.hidden_act);
-        let out = cx.linear(&inter, &format!("{p}.output.dense"), cfg.intermediate_size, h)?;
+        let out = cx.linear(
+            &inter,
+            &format!("{p}.output.dense"),
+            cfg.intermediate_size,
+            h,
+        )?;
         let res = cx.g.op("Add", &[&out, &x], vec![]);
-        x = cx.layer_norm(&res, &format!("{p}.output.LayerNorm"), h, cfg.layer_norm_eps)?;
+        x = cx.layer_norm(
+            &res,
+            &format!("{p}.output.LayerNorm"),
+            h,
+            cfg.layer_norm_eps,
+        )?;
     }
 
     cx.g.set_scope("pool");
@@ -220,8 +288,13 @@ pub fn build_reward_model(
             let m = cx.g.op("Unsqueeze", &[&mask_f, &axes2], vec![]);
             let xm = cx.g.op("Mul", &[&x, &m], vec![]);
             let axes1 = cx.g.const_i64("axes1", &[1], &[1]);
-            let sum = cx.g.op("ReduceSum", &[&xm, &axes1], vec![("keepdims", Attr::Int(0))]);
-            let count = cx.g.op("ReduceSum", &[&m, &axes1], vec![("keepdims", Attr::Int(0))]);
+            let sum = cx.g.op(
+                "ReduceSum",
+                &[&xm, &axes1],
+                vec![("keepdims", Attr::Int(0))],
+            );
+            let count =
+                cx.g.op("ReduceSum", &[&m, &axes1], vec![("keepdims", Attr::Int(0))]);
             let tiny = cx.g.const_f32("tiny", 1e-9);
             let count = cx.g.op("Max", &[&count, &tiny], vec![]);
             cx.g.op("Div", &[&sum, &count], vec![])
@@ -230,16 +303,35 @@ pub fn build_reward_model(
 
     cx.g.set_scope("head");
     let n_out = head.n_outputs();
-    let hw = cx.g.initializer(tensor_f32(super::head::HEAD_WEIGHT, &[n_out as i64, h as i64], &head.weight));
-    let hb = cx.g.initializer(tensor_f32(super::head::HEAD_BIAS, &[n_out as i64], &head.bias));
-    let hwt = cx.g.op("Transpose", &[&hw], vec![("perm", Attr::Ints(vec![1, 0]))]);
+    let hw = cx.g.initializer(tensor_f32(
+        super::head::HEAD_WEIGHT,
+        &[n_out as i64, h as i64],
+        &head.weight,
+    ));
+    let hb = cx.g.initializer(tensor_f32(
+        super::head::HEAD_BIAS,
+        &[n_out as i64],
+        &head.bias,
+    ));
+    let hwt =
+        cx.g.op("Transpose", &[&hw], vec![("perm", Attr::Ints(vec![1, 0]))]);
     let y = cx.g.op("MatMul", &[&pooled, &hwt], vec![]);
     let scores = cx.g.op("Add", &[&y, &hb], vec![]);
 
     cx.g.set_scope("");
-    cx.g.output(&scores, SCORES, FLOAT, &["batch".into(), Dim::Fixed(n_out as i64)]);
+    cx.g.output(
+        &scores,
+        SCORES,
+        FLOAT,
+        &["batch".into(), Dim::Fixed(n_out as i64)],
+    );
     if opts.expose_pooled {
-        cx.g.output(&pooled, POOLED, FLOAT, &["batch".into(), Dim::Fixed(h as i64)]);
+        cx.g.output(
+            &pooled,
+            POOLED,
+            FLOAT,
+            &["batch".into(), Dim::Fixed(h as i64)],
+        );
     }
     let graph = cx.g.build("rewardkit_bert_reward_model");
     Ok(model(graph, "BERT-family reward model built by rewardkit"))

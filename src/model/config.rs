@@ -24,7 +24,9 @@ impl std::str::FromStr for Pooling {
         match s {
             "cls" => Ok(Pooling::Cls),
             "mean" => Ok(Pooling::Mean),
-            _ => Err(Error::InvalidArgument(format!("unknown pooling {s:?} (expected cls or mean)"))),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown pooling {s:?} (expected cls or mean)"
+            ))),
         }
     }
 }
@@ -105,11 +107,17 @@ impl BertConfig {
 
     /// Parse and validate a config from JSON; `path` names it in errors.
     pub fn from_json(value: &serde_json::Value, path: &Path) -> Result<Self> {
-        let model_type = value.get("model_type").and_then(|v| v.as_str()).unwrap_or("bert");
+        let model_type = value
+            .get("model_type")
+            .and_then(|v| v.as_str())
+            .unwrap_or("bert");
         if !BERT_FAMILY.contains(&model_type) {
             return Err(Error::backbone(
                 path,
-                format!("unsupported model_type {model_type:?} (supported: {})", BERT_FAMILY.join(", ")),
+                format!(
+                    "unsupported model_type {model_type:?} (supported: {})",
+                    BERT_FAMILY.join(", ")
+                ),
             ));
         }
         let cfg: BertConfig = serde_json::from_value(value.clone())
@@ -121,16 +129,21 @@ impl BertConfig {
     fn validate(&self, path: &Path) -> Result<()> {
         let bad = |msg: String| Err(Error::backbone(path, msg));
         if self.hidden_size == 0 || self.num_attention_heads == 0 || self.num_hidden_layers == 0 {
-            return bad("hidden_size, num_attention_heads and num_hidden_layers must be positive".into());
+            return bad(
+                "hidden_size, num_attention_heads and num_hidden_layers must be positive".into(),
+            );
         }
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return bad(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 self.hidden_size, self.num_attention_heads
             ));
         }
-        if self.vocab_size == 0 || self.intermediate_size == 0 || self.max_position_embeddings == 0 {
-            return bad("vocab_size, intermediate_size and max_position_embeddings must be positive".into());
+        if self.vocab_size == 0 || self.intermediate_size == 0 || self.max_position_embeddings == 0
+        {
+            return bad(
+                "vocab_size, intermediate_size and max_position_embeddings must be positive".into(),
+            );
         }
         if self.position_embedding_type != "absolute" {
             return bad(format!(
@@ -170,12 +183,21 @@ mod tests {
 
     #[test]
     fn parses_activation_names() {
-        for (name, act) in [("gelu", Activation::Gelu), ("gelu_new", Activation::GeluTanh), ("relu", Activation::Relu)] {
+        for (name, act) in [
+            ("gelu", Activation::Gelu),
+            ("gelu_new", Activation::GeluTanh),
+            ("relu", Activation::Relu),
+        ] {
             let v = serde_json::json!({
                 "vocab_size": 10, "hidden_size": 4, "num_hidden_layers": 1,
                 "num_attention_heads": 2, "intermediate_size": 8, "hidden_act": name
             });
-            assert_eq!(BertConfig::from_json(&v, Path::new("c")).expect("parse").hidden_act, act);
+            assert_eq!(
+                BertConfig::from_json(&v, Path::new("c"))
+                    .expect("parse")
+                    .hidden_act,
+                act
+            );
         }
     }
 }

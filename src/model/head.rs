@@ -23,7 +23,9 @@ impl RewardHead {
     /// A fresh head: weights from N(0, std²) with a seeded generator, zero bias.
     pub fn init(n_outputs: usize, hidden: usize, std: f64, seed: u64) -> Result<Self> {
         if n_outputs == 0 {
-            return Err(Error::InvalidArgument("a reward head needs at least one output".into()));
+            return Err(Error::InvalidArgument(
+                "a reward head needs at least one output".into(),
+            ));
         }
         let mut rng = SeededRng::new(seed);
         Ok(RewardHead {
@@ -42,7 +44,11 @@ impl RewardHead {
                 bias.len()
             )));
         }
-        Ok(RewardHead { weight, bias, hidden })
+        Ok(RewardHead {
+            weight,
+            bias,
+            hidden,
+        })
     }
 
     pub fn n_outputs(&self) -> usize {

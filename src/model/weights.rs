@@ -32,7 +32,10 @@ impl Weights {
         for (name, view) in st.tensors() {
             let raw = view.data();
             let data: Vec<f32> = match view.dtype() {
-                Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+                Dtype::F32 => raw
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
                 Dtype::F16 => raw
                     .chunks_exact(2)
                     .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
@@ -43,7 +46,9 @@ impl Weights {
                     .collect(),
                 Dtype::F64 => raw
                     .chunks_exact(8)
-                    .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+                    .map(|c| {
+                        f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                    })
                     .collect(),
                 _ => continue,
             };
@@ -95,7 +100,10 @@ impl Weights {
         }
         Err(Error::backbone(
             &self.path,
-            format!("missing tensor {} (shape {shape:?})", names.first().map(String::as_str).unwrap_or("?")),
+            format!(
+                "missing tensor {} (shape {shape:?})",
+                names.first().map(String::as_str).unwrap_or("?")
+            ),
         ))
     }
 }

@@ -43,7 +43,7 @@ pub enum Attr {
     Ints(Vec<i64>),
     Floats(Vec<f32>),
     String(String),
-    Tensor(TensorProto),
+    Tensor(Box<TensorProto>),
 }
 
 impl Attr {
@@ -75,7 +75,7 @@ impl Attr {
             }
             Attr::Tensor(t) => {
                 a.r#type = Some(attribute_type::TENSOR);
-                a.t = Some(t);
+                a.t = Some(*t);
             }
         }
         a
@@ -225,7 +225,13 @@ impl GraphBuilder {
     }
 
     /// Add a node writing exactly the given output names.
-    pub fn node(&mut self, op_type: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<(&str, Attr)>) {
+    pub fn node(
+        &mut self,
+        op_type: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+    ) {
         for o in outputs {
             self.names.insert(o.to_string());
         }

@@ -6,7 +6,9 @@ use std::path::{Component, Path};
 
 use prost::Message;
 
-use super::proto::{data_type, ModelProto, StringStringEntryProto, TensorProto, DATA_LOCATION_EXTERNAL};
+use super::proto::{
+    data_type, ModelProto, StringStringEntryProto, TensorProto, DATA_LOCATION_EXTERNAL,
+};
 use crate::error::{Error, Result};
 
 /// Protobuf messages cannot exceed 2 GiB; past this many bytes of weights a
@@ -43,7 +45,12 @@ pub fn write_model(path: &Path, model: &ModelProto, external_threshold: usize) -
     let total: usize = model
         .graph
         .as_ref()
-        .map(|g| g.initializer.iter().map(|t| t.raw_data.as_ref().map_or(0, Vec::len)).sum())
+        .map(|g| {
+            g.initializer
+                .iter()
+                .map(|t| t.raw_data.as_ref().map_or(0, Vec::len))
+                .sum()
+        })
         .unwrap_or(0);
     let file_name = path
         .file_name()
@@ -111,7 +118,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn check_external_location(location: &str, what: &str) -> Result<()> {
     let p = Path::new(location);
     let ok = !location.is_empty()
-        && p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        && p.components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
     if ok {
         Ok(())
     } else {
@@ -142,7 +150,10 @@ pub fn load_external_data(model: &mut ModelProto, base_dir: &Path, what: &str) -
                 .and_then(|e| e.value.clone())
         };
         let location = get("location").ok_or_else(|| {
-            Error::model(what, format!("tensor {} has external data without a location", t.name()))
+            Error::model(
+                what,
+                format!("tensor {} has external data without a location", t.name()),
+            )
         })?;
         check_external_location(&location, what)?;
         let parse = |k: &str| -> Result<Option<usize>> {
@@ -166,25 +177,33 @@ pub fn load_external_data(model: &mut ModelProto, base_dir: &Path, what: &str) -
             .num_elements()
             .zip(data_type::elem_size(t.data_type.unwrap_or(0)))
             .and_then(|(n, s)| n.checked_mul(s))
-            .ok_or_else(|| Error::model(what, format!("tensor {} has a bad shape or type", t.name())))?;
+            .ok_or_else(|| {
+                Error::model(what, format!("tensor {} has a bad shape or type", t.name()))
+            })?;
         let length = length.unwrap_or(expected);
         if length != expected {
             return Err(Error::model(
                 what,
-                format!("tensor {}: external length {length} but its shape needs {expected} bytes", t.name()),
+                format!(
+                    "tensor {}: external length {length} but its shape needs {expected} bytes",
+                    t.name()
+                ),
             ));
         }
-        let end = offset.checked_add(length).filter(|&e| e <= file.len()).ok_or_else(|| {
-            Error::model(
-                what,
-                format!(
-                    "tensor {}: bytes {offset}..{} are past the end of {location} ({} bytes)",
-                    t.name(),
-                    offset.saturating_add(length),
-                    file.len()
-                ),
-            )
-        })?;
+        let end = offset
+            .checked_add(length)
+            .filter(|&e| e <= file.len())
+            .ok_or_else(|| {
+                Error::model(
+                    what,
+                    format!(
+                        "tensor {}: bytes {offset}..{} are past the end of {location} ({} bytes)",
+                        t.name(),
+                        offset.saturating_add(length),
+                        file.len()
+                    ),
+                )
+            })?;
         t.raw_data = Some(file[offset..end].to_vec());
         t.data_location = None;
         t.external_data.clear();
@@ -197,18 +216,30 @@ pub fn tensor_to_f32(t: &TensorProto) -> Result<Vec<f32>> {
     if t.data_type != Some(data_type::FLOAT) {
         return Err(Error::model(
             t.name(),
-            format!("expected a float tensor, found {}", data_type::name(t.data_type.unwrap_or(0))),
+            format!(
+                "expected a float tensor, found {}",
+                data_type::name(t.data_type.unwrap_or(0))
+            ),
         ));
     }
-    let n = t.num_elements().ok_or_else(|| Error::model(t.name(), "bad dims"))?;
+    let n = t
+        .num_elements()
+        .ok_or_else(|| Error::model(t.name(), "bad dims"))?;
     let values: Vec<f32> = match &t.raw_data {
-        Some(raw) => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Some(raw) => raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
         None => t.float_data.clone(),
     };
     if values.len() != n {
         return Err(Error::model(
             t.name(),
-            format!("holds {} values but its dims {:?} need {n}", values.len(), t.dims),
+            format!(
+                "holds {} values but its dims {:?} need {n}",
+                values.len(),
+                t.dims
+            ),
         ));
     }
     Ok(values)

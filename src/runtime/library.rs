@@ -9,7 +9,11 @@ pub const ORT_VERSION: &str = "1.31.1";
 pub const ORT_LIB_ENV: &str = "REWARDKIT_ORT_LIB";
 
 fn lib_file_name() -> String {
-    format!("{}onnxruntime{}.{ORT_VERSION}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)
+    format!(
+        "{}onnxruntime{}.{ORT_VERSION}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
 }
 
 /// Where rewardkit looks for ONNX Runtime, in order: `$REWARDKIT_ORT_LIB`
@@ -33,7 +37,10 @@ pub fn ort_library_candidates() -> Vec<PathBuf> {
     if let Ok(cwd) = std::env::current_dir() {
         push_ancestors(&cwd);
     }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         push_ancestors(&dir);
     }
     out.push(PathBuf::from(lib_file_name()));
@@ -45,7 +52,8 @@ pub fn ort_library_candidates() -> Vec<PathBuf> {
     out
 }
 
-static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, Vec<String>>> = OnceLock::new();
+static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, Vec<String>>> =
+    OnceLock::new();
 
 /// The process-wide ONNX Runtime environment, loading the library on first use.
 pub fn environment() -> Result<&'static ort::environment::Environment> {
@@ -55,19 +63,28 @@ pub fn environment() -> Result<&'static ort::environment::Environment> {
         for candidate in ort_library_candidates() {
             let is_bare_name = candidate.components().count() == 1;
             if !is_bare_name && !candidate.exists() {
-                let how = if from_env { format!(" (from ${ORT_LIB_ENV})") } else { String::new() };
+                let how = if from_env {
+                    format!(" (from ${ORT_LIB_ENV})")
+                } else {
+                    String::new()
+                };
                 tried.push(format!("  {}{how}: no such file", candidate.display()));
                 continue;
             }
             match ort::init_from(&candidate) {
                 Ok(builder) => match builder.with_name("rewardkit").with_telemetry(false).build() {
                     Ok(env) => return Ok(env),
-                    Err(e) => tried.push(format!("  {}: loaded, but creating the environment failed: {e}", candidate.display())),
+                    Err(e) => tried.push(format!(
+                        "  {}: loaded, but creating the environment failed: {e}",
+                        candidate.display()
+                    )),
                 },
                 Err(e) => tried.push(format!("  {}: {e}", candidate.display())),
             }
         }
         Err(tried)
     });
-    env.as_ref().map_err(|tried| Error::RuntimeNotFound { tried: tried.clone() })
+    env.as_ref().map_err(|tried| Error::RuntimeNotFound {
+        tried: tried.clone(),
+    })
 }

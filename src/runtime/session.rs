@@ -81,14 +81,22 @@ fn make_session(path: &Path, options: &RunnerOptions) -> Result<Session> {
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| Error::Runtime(e.to_string()))?;
     if options.threads > 0 {
-        builder = builder.with_intra_threads(options.threads).map_err(|e| Error::Runtime(e.to_string()))?;
+        builder = builder
+            .with_intra_threads(options.threads)
+            .map_err(|e| Error::Runtime(e.to_string()))?;
     }
     if let Device::Cuda(id) = options.device {
-        let ep = ort::ep::CUDA::default().with_device_id(id).build().error_on_failure();
-        builder = builder.with_execution_providers([ep]).map_err(|e| Error::ProviderUnavailable {
-            provider: format!("CUDA (device {id})"),
-            msg: e.to_string(),
-        })?;
+        let ep = ort::ep::CUDA::default()
+            .with_device_id(id)
+            .build()
+            .error_on_failure();
+        builder =
+            builder
+                .with_execution_providers([ep])
+                .map_err(|e| Error::ProviderUnavailable {
+                    provider: format!("CUDA (device {id})"),
+                    msg: e.to_string(),
+                })?;
     }
     builder
         .commit_from_file(path)
@@ -99,18 +107,29 @@ impl ModelRunner {
     /// Load the model at `path` into a first session.
     pub fn open(path: &Path, options: RunnerOptions) -> Result<Self> {
         if options.max_sessions == 0 {
-            return Err(Error::InvalidArgument("max_sessions must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "max_sessions must be at least 1".into(),
+            ));
         }
         let first = make_session(path, &options)?;
-        let input_names = first.inputs().iter().map(|i| i.name().to_string()).collect();
-        let output_names = first.outputs().iter().map(|o| o.name().to_string()).collect();
+        let input_names = first
+            .inputs()
+            .iter()
+            .map(|i| i.name().to_string())
+            .collect();
+        let output_names = first
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
         let output_dims = first
             .outputs()
             .iter()
             .map(|o| match o.dtype() {
-                ort::value::ValueType::Tensor { shape, .. } => {
-                    shape.iter().map(|&d| if d >= 0 { Some(d) } else { None }).collect()
-                }
+                ort::value::ValueType::Tensor { shape, .. } => shape
+                    .iter()
+                    .map(|&d| if d >= 0 { Some(d) } else { None })
+                    .collect(),
                 _ => Vec::new(),
             })
             .collect();
@@ -142,7 +161,10 @@ impl ModelRunner {
     }
 
     fn checkout(&self) -> Result<Session> {
-        let mut pool = self.pool.lock().map_err(|_| Error::Internal("session pool poisoned".into()))?;
+        let mut pool = self
+            .pool
+            .lock()
+            .map_err(|_| Error::Internal("session pool poisoned".into()))?;
         loop {
             if let Some(s) = pool.idle.pop() {
                 return Ok(s);
@@ -156,7 +178,10 @@ impl ModelRunner {
                     }
                 });
             }
-            pool = self.freed.wait(pool).map_err(|_| Error::Internal("session pool poisoned".into()))?;
+            pool = self
+                .freed
+                .wait(pool)
+                .map_err(|_| Error::Internal("session pool poisoned".into()))?;
         }
     }
 
@@ -179,9 +204,9 @@ impl ModelRunner {
             outputs
                 .iter()
                 .map(|name| {
-                    let v = out
-                        .get(*name)
-                        .ok_or_else(|| Error::model(self.path.display().to_string(), format!("no output {name}")))?;
+                    let v = out.get(*name).ok_or_else(|| {
+                        Error::model(self.path.display().to_string(), format!("no output {name}"))
+                    })?;
                     Ok(v.try_extract_array::<f32>()?.to_owned())
                 })
                 .collect::<Result<Vec<_>>>()

@@ -71,12 +71,10 @@ impl PairTokenizer {
             .or_else(|| inner.token_to_id("<pad>").map(i64::from))
             .unwrap_or(0);
         inner.with_padding(None);
-        inner
-            .with_truncation(None)
-            .map_err(|e| Error::Tokenizer {
-                what: what.to_string(),
-                msg: e.to_string(),
-            })?;
+        inner.with_truncation(None).map_err(|e| Error::Tokenizer {
+            what: what.to_string(),
+            msg: e.to_string(),
+        })?;
         let special_tokens = inner.get_post_processor().map_or(0, |p| {
             use tokenizers::PostProcessor;
             p.added_tokens(true)
@@ -122,10 +120,12 @@ impl PairTokenizer {
     }
 
     fn encode_plain(&self, text: &str, what: &str) -> Result<Encoding> {
-        self.inner.encode(text, false).map_err(|e| Error::Tokenizer {
-            what: what.to_string(),
-            msg: format!("cannot encode: {e}"),
-        })
+        self.inner
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer {
+                what: what.to_string(),
+                msg: format!("cannot encode: {e}"),
+            })
     }
 
     /// Encode a (prompt, response) pair: special tokens as the tokenizer's
@@ -144,10 +144,13 @@ impl PairTokenizer {
             r.truncate(keep_r, 0, TruncationDirection::Right);
             r.take_overflowing();
         }
-        let enc = self.inner.post_process(p, Some(r), true).map_err(|e| Error::Tokenizer {
-            what: "pair".to_string(),
-            msg: e.to_string(),
-        })?;
+        let enc = self
+            .inner
+            .post_process(p, Some(r), true)
+            .map_err(|e| Error::Tokenizer {
+                what: "pair".to_string(),
+                msg: e.to_string(),
+            })?;
         Ok(EncodedPair {
             ids: enc.get_ids().iter().map(|&i| i64::from(i)).collect(),
             type_ids: enc.get_type_ids().iter().map(|&i| i64::from(i)).collect(),
@@ -175,7 +178,10 @@ mod tests {
         assert_eq!(truncation_split(1000, 30, 100), (70, 30));
         for (p, r, b) in [(7, 9, 10), (1, 50, 3), (500, 500, 509), (3, 0, 2)] {
             let (kp, kr) = truncation_split(p, r, b);
-            assert!(kp + kr <= b && kp <= p && kr <= r, "{p} {r} {b} -> {kp} {kr}");
+            assert!(
+                kp + kr <= b && kp <= p && kr <= r,
+                "{p} {r} {b} -> {kp} {kr}"
+            );
         }
     }
 }
