@@ -22,7 +22,8 @@ fn open_err(dir: &Path) -> rewardkit::Error {
 
 fn edit_manifest(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
     let p = dir.join("rewardkit.json");
-    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect("json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect("json");
     f(&mut v);
     std::fs::write(&p, serde_json::to_string(&v).expect("ser")).expect("write");
 }
@@ -51,7 +52,11 @@ fn broken_bundles() {
     assert_eq!(open_err(&b).code(), ErrorCode::InvalidModel);
 
     let b = case("bad-json");
-    std::fs::write(b.join("rewardkit.json"), "{\"format\": \"rewardkit-bundle\", ").expect("write");
+    std::fs::write(
+        b.join("rewardkit.json"),
+        "{\"format\": \"rewardkit-bundle\", ",
+    )
+    .expect("write");
     let e = open_err(&b);
     assert_eq!(e.code(), ErrorCode::InvalidBundle);
     assert!(e.to_string().contains("rewardkit.json"), "{e}");
@@ -62,7 +67,10 @@ fn broken_bundles() {
     });
     let e = open_err(&b);
     assert_eq!(e.code(), ErrorCode::InvalidBundle);
-    assert!(e.to_string().contains("1 scores") && e.to_string().contains("2 outputs"), "{e}");
+    assert!(
+        e.to_string().contains("1 scores") && e.to_string().contains("2 outputs"),
+        "{e}"
+    );
 
     let b = case("newer-version");
     edit_manifest(&b, |v| v["format_version"] = serde_json::json!(99));
@@ -98,22 +106,35 @@ fn broken_backbones() {
     let mut cfg: serde_json::Value = serde_json::from_str(&original).expect("json");
     cfg["model_type"] = serde_json::json!("gpt2");
     std::fs::write(&cfg_path, cfg.to_string()).expect("write");
-    let e = init_from_backbone(&backbone, &dir.path().join("x"), &InitOptions::default()).unwrap_err();
+    let e =
+        init_from_backbone(&backbone, &dir.path().join("x"), &InitOptions::default()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidBackbone);
     assert!(e.to_string().contains("gpt2"), "{e}");
 
     let mut cfg: serde_json::Value = serde_json::from_str(&original).expect("json");
     cfg["hidden_size"] = serde_json::json!(36);
     std::fs::write(&cfg_path, cfg.to_string()).expect("write");
-    let e = init_from_backbone(&backbone, &dir.path().join("x"), &InitOptions::default()).unwrap_err();
+    let e =
+        init_from_backbone(&backbone, &dir.path().join("x"), &InitOptions::default()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidBackbone);
-    assert!(e.to_string().contains("embeddings.word_embeddings.weight") && e.to_string().contains("36"), "{e}");
+    assert!(
+        e.to_string().contains("embeddings.word_embeddings.weight") && e.to_string().contains("36"),
+        "{e}"
+    );
 
     std::fs::write(&cfg_path, &original).expect("write");
-    std::fs::write(backbone.join("model.safetensors"), b"\x08\x00\x00\x00\x00\x00\x00\x00{}").expect("write");
-    let e = init_from_backbone(&backbone, &dir.path().join("x"), &InitOptions::default()).unwrap_err();
+    std::fs::write(
+        backbone.join("model.safetensors"),
+        b"\x08\x00\x00\x00\x00\x00\x00\x00{}",
+    )
+    .expect("write");
+    let e =
+        init_from_backbone(&backbone, &dir.path().join("x"), &InitOptions::default()).unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidBackbone, "{e}");
-    assert!(!dir.path().join("x").exists(), "a failed init must not leave a bundle behind");
+    assert!(
+        !dir.path().join("x").exists(),
+        "a failed init must not leave a bundle behind"
+    );
 }
 
 #[test]
@@ -124,12 +145,25 @@ fn init_refuses_to_clobber_unless_forced() {
     init_from_backbone(&backbone, &out, &InitOptions::default()).expect("first");
     let e = init_from_backbone(&backbone, &out, &InitOptions::default()).unwrap_err();
     assert!(e.to_string().contains("--force"), "{e}");
-    init_from_backbone(&backbone, &out, &InitOptions::default().with_overwrite(true).with_seed(5)).expect("forced");
+    init_from_backbone(
+        &backbone,
+        &out,
+        &InitOptions::default().with_overwrite(true).with_seed(5),
+    )
+    .expect("forced");
 
     let other = dir.path().join("not-a-bundle");
     std::fs::create_dir(&other).expect("mkdir");
     std::fs::write(other.join("notes.txt"), "keep me").expect("write");
-    let e = init_from_backbone(&backbone, &other, &InitOptions::default().with_overwrite(true)).unwrap_err();
+    let e = init_from_backbone(
+        &backbone,
+        &other,
+        &InitOptions::default().with_overwrite(true),
+    )
+    .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidArgument);
-    assert_eq!(std::fs::read_to_string(other.join("notes.txt")).expect("read"), "keep me");
+    assert_eq!(
+        std::fs::read_to_string(other.join("notes.txt")).expect("read"),
+        "keep me"
+    );
 }

@@ -17,12 +17,17 @@ fn batch_scores_equal_single_scores_in_input_order() {
     let pairs = common::pairs();
     let (prompts, responses) = split(&pairs);
     for max_batch in [1, 2, 3, 32] {
-        let scorer = Scorer::open(&bundle, ScorerOptions::default().with_max_batch(max_batch)).expect("open");
+        let scorer = Scorer::open(&bundle, ScorerOptions::default().with_max_batch(max_batch))
+            .expect("open");
         let batch = scorer.score_batch(&prompts, &responses).expect("batch");
         assert_eq!(batch.len(), pairs.len());
         for (i, (p, r)) in pairs.iter().enumerate() {
             let single = scorer.score(p, r).expect("single");
-            assert!((single - batch[i]).abs() < 1e-5, "max_batch {max_batch}, pair {i}: {single} vs {}", batch[i]);
+            assert!(
+                (single - batch[i]).abs() < 1e-5,
+                "max_batch {max_batch}, pair {i}: {single} vs {}",
+                batch[i]
+            );
         }
     }
 }
@@ -30,21 +35,34 @@ fn batch_scores_equal_single_scores_in_input_order() {
 #[test]
 fn different_inputs_get_different_scores() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let scorer = Scorer::open(common::reward_bundle(dir.path()), ScorerOptions::default()).expect("open");
+    let scorer =
+        Scorer::open(common::reward_bundle(dir.path()), ScorerOptions::default()).expect("open");
     let pairs = common::pairs();
     let (prompts, responses) = split(&pairs);
     let scores = scorer.score_batch(&prompts, &responses).expect("batch");
     assert!(scores.iter().all(|s| s.is_finite()));
-    let spread = scores.iter().cloned().fold(f32::MIN, f32::max) - scores.iter().cloned().fold(f32::MAX, f32::min);
-    assert!(spread > 1e-3, "a random model should not give (nearly) equal scores: {scores:?}");
+    let spread = scores.iter().cloned().fold(f32::MIN, f32::max)
+        - scores.iter().cloned().fold(f32::MAX, f32::min);
+    assert!(
+        spread > 1e-3,
+        "a random model should not give (nearly) equal scores: {scores:?}"
+    );
 }
 
 #[test]
 fn compare_is_the_sigmoid_of_the_margin() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let scorer = Scorer::open(common::reward_bundle(dir.path()), ScorerOptions::default()).expect("open");
-    let (p, a, b) = ("what is the moon?", "the moon is a star.", "the moon is not a star, it is a moon.");
-    let (ra, rb) = (scorer.score(p, a).expect("a"), scorer.score(p, b).expect("b"));
+    let scorer =
+        Scorer::open(common::reward_bundle(dir.path()), ScorerOptions::default()).expect("open");
+    let (p, a, b) = (
+        "what is the moon?",
+        "the moon is a star.",
+        "the moon is not a star, it is a moon.",
+    );
+    let (ra, rb) = (
+        scorer.score(p, a).expect("a"),
+        scorer.score(p, b).expect("b"),
+    );
     let prob = scorer.compare(p, a, b).expect("compare");
     assert!((prob - 1.0 / (1.0 + (rb - ra).exp())).abs() < 1e-5);
     let back = scorer.compare(p, b, a).expect("compare");
@@ -54,10 +72,25 @@ fn compare_is_the_sigmoid_of_the_margin() {
 #[test]
 fn helpsteer_bundle_returns_five_outputs_and_helpfulness_as_reward() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let scorer = Scorer::open(common::helpsteer_bundle(dir.path()), ScorerOptions::default()).expect("open");
-    assert_eq!(scorer.output_names(), ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]);
+    let scorer = Scorer::open(
+        common::helpsteer_bundle(dir.path()),
+        ScorerOptions::default(),
+    )
+    .expect("open");
+    assert_eq!(
+        scorer.output_names(),
+        [
+            "helpfulness",
+            "correctness",
+            "coherence",
+            "complexity",
+            "verbosity"
+        ]
+    );
     assert_eq!(scorer.reward_index(), 0);
-    let all = scorer.score_batch_outputs(&["say yes"], &["yes"]).expect("outputs");
+    let all = scorer
+        .score_batch_outputs(&["say yes"], &["yes"])
+        .expect("outputs");
     assert_eq!(all.shape(), &[1, 5]);
     assert_eq!(scorer.score("say yes", "yes").expect("score"), all[[0, 0]]);
 }
@@ -68,7 +101,10 @@ fn long_inputs_are_truncated_not_rejected() {
     let bundle = common::reward_bundle(dir.path());
     let scorer = Scorer::open(&bundle, ScorerOptions::default().with_max_length(32)).expect("open");
     let long = "the cat and the dog and the bird ".repeat(500);
-    let enc = scorer.tokenizer().encode_pair(&long, &long).expect("encode");
+    let enc = scorer
+        .tokenizer()
+        .encode_pair(&long, &long)
+        .expect("encode");
     assert_eq!(enc.len(), 32);
     let s = scorer.score(&long, &long).expect("score");
     assert!(s.is_finite());
@@ -82,12 +118,14 @@ fn long_inputs_are_truncated_not_rejected() {
 fn options_are_validated() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bundle = common::reward_bundle(dir.path());
-    let too_long = Scorer::open(&bundle, ScorerOptions::default().with_max_length(100_000)).unwrap_err();
+    let too_long =
+        Scorer::open(&bundle, ScorerOptions::default().with_max_length(100_000)).unwrap_err();
     assert_eq!(too_long.code(), ErrorCode::InvalidArgument);
     assert!(too_long.to_string().contains("max_length"), "{too_long}");
     let zero = Scorer::open(&bundle, ScorerOptions::default().with_max_batch(0)).unwrap_err();
     assert_eq!(zero.code(), ErrorCode::InvalidArgument);
-    let sessions = Scorer::open(&bundle, ScorerOptions::default().with_max_sessions(0)).unwrap_err();
+    let sessions =
+        Scorer::open(&bundle, ScorerOptions::default().with_max_sessions(0)).unwrap_err();
     assert_eq!(sessions.code(), ErrorCode::InvalidArgument);
 }
 
@@ -95,11 +133,20 @@ fn options_are_validated() {
 fn cuda_without_a_gpu_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bundle = common::reward_bundle(dir.path());
-    match Scorer::open(&bundle, ScorerOptions::default().with_device(Device::Cuda(0))) {
+    match Scorer::open(
+        &bundle,
+        ScorerOptions::default().with_device(Device::Cuda(0)),
+    ) {
         // A machine with a GPU and the CUDA provider installed may succeed.
         Ok(s) => assert!(s.score("a", "b").expect("score").is_finite()),
         Err(e) => {
-            assert!(matches!(e.code(), ErrorCode::ProviderUnavailable | ErrorCode::Runtime), "{e}");
+            assert!(
+                matches!(
+                    e.code(),
+                    ErrorCode::ProviderUnavailable | ErrorCode::Runtime
+                ),
+                "{e}"
+            );
             assert!(e.to_string().contains("CUDA"), "{e}");
         }
     }
@@ -108,11 +155,15 @@ fn cuda_without_a_gpu_is_a_clear_error() {
 #[test]
 fn mismatched_lengths_and_empty_batches() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let scorer = Scorer::open(common::reward_bundle(dir.path()), ScorerOptions::default()).expect("open");
+    let scorer =
+        Scorer::open(common::reward_bundle(dir.path()), ScorerOptions::default()).expect("open");
     let err = scorer.score_batch(&["a", "b"], &["c"]).unwrap_err();
     assert_eq!(err.code(), ErrorCode::LengthMismatch);
     let empty: [&str; 0] = [];
-    assert!(scorer.score_batch(&empty, &empty).expect("empty").is_empty());
+    assert!(scorer
+        .score_batch(&empty, &empty)
+        .expect("empty")
+        .is_empty());
 }
 
 #[test]
@@ -121,10 +172,19 @@ fn many_threads_get_the_sequential_results() {
     let bundle = common::reward_bundle(dir.path());
     for max_sessions in [1, 3] {
         let scorer = Arc::new(
-            Scorer::open(&bundle, ScorerOptions::default().with_threads(1).with_max_sessions(max_sessions)).expect("open"),
+            Scorer::open(
+                &bundle,
+                ScorerOptions::default()
+                    .with_threads(1)
+                    .with_max_sessions(max_sessions),
+            )
+            .expect("open"),
         );
         let pairs = common::pairs();
-        let expected: Vec<f32> = pairs.iter().map(|(p, r)| scorer.score(p, r).expect("score")).collect();
+        let expected: Vec<f32> = pairs
+            .iter()
+            .map(|(p, r)| scorer.score(p, r).expect("score"))
+            .collect();
         let handles: Vec<_> = (0..6)
             .map(|t| {
                 let scorer = Arc::clone(&scorer);
@@ -134,7 +194,10 @@ fn many_threads_get_the_sequential_results() {
                     for round in 0..5 {
                         // Vary batch composition between threads and rounds.
                         let k = (t + round) % pairs.len() + 1;
-                        let (p, r): (Vec<&str>, Vec<&str>) = pairs[..k].iter().map(|(p, r)| (p.as_str(), r.as_str())).unzip();
+                        let (p, r): (Vec<&str>, Vec<&str>) = pairs[..k]
+                            .iter()
+                            .map(|(p, r)| (p.as_str(), r.as_str()))
+                            .unzip();
                         out.push((k, scorer.score_batch(&p, &r).expect("score")));
                     }
                     out
@@ -144,7 +207,10 @@ fn many_threads_get_the_sequential_results() {
         for h in handles {
             for (k, got) in h.join().expect("thread") {
                 for (i, v) in got.iter().enumerate() {
-                    assert!((v - expected[i]).abs() < 1e-5, "sessions {max_sessions}, batch {k}, pair {i}");
+                    assert!(
+                        (v - expected[i]).abs() < 1e-5,
+                        "sessions {max_sessions}, batch {k}, pair {i}"
+                    );
                 }
             }
         }
@@ -157,10 +223,20 @@ fn same_seed_same_model_other_seed_other_head() {
     let opts = rewardkit::InitOptions::default().with_seed(11);
     let a = common::tiny_bundle(dir.path(), "a", &opts);
     let b = common::tiny_bundle(dir.path(), "b", &opts);
-    let c = common::tiny_bundle(dir.path(), "c", &rewardkit::InitOptions::default().with_seed(12));
+    let c = common::tiny_bundle(
+        dir.path(),
+        "c",
+        &rewardkit::InitOptions::default().with_seed(12),
+    );
     let bytes = |p: &std::path::Path| std::fs::read(p.join("model.onnx")).expect("read");
     assert_eq!(bytes(&a), bytes(&b));
-    let sa = Scorer::open(&a, ScorerOptions::default()).expect("a").score("x", "y").expect("score");
-    let sc = Scorer::open(&c, ScorerOptions::default()).expect("c").score("x", "y").expect("score");
+    let sa = Scorer::open(&a, ScorerOptions::default())
+        .expect("a")
+        .score("x", "y")
+        .expect("score");
+    let sc = Scorer::open(&c, ScorerOptions::default())
+        .expect("c")
+        .score("x", "y")
+        .expect("score");
     assert_ne!(sa, sc);
 }

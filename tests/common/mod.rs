@@ -26,18 +26,30 @@ pub fn reward_bundle(dir: &Path) -> PathBuf {
 }
 
 pub fn helpsteer_bundle(dir: &Path) -> PathBuf {
-    tiny_bundle(dir, "bundle5", &InitOptions::default().with_outputs(OutputPreset::HelpSteer2).with_seed(4))
+    tiny_bundle(
+        dir,
+        "bundle5",
+        &InitOptions::default()
+            .with_outputs(OutputPreset::HelpSteer2)
+            .with_seed(4),
+    )
 }
 
 /// (prompt, response) pairs of quite different lengths.
 pub fn pairs() -> Vec<(String, String)> {
     vec![
         ("what is the sun?".into(), "the sun is a star.".into()),
-        ("User: tell me about cats\n\nAssistant: cats are good.\n\nUser: and dogs?".into(), "dogs are good too, and they like to help people find water.".into()),
+        (
+            "User: tell me about cats\n\nAssistant: cats are good.\n\nUser: and dogs?".into(),
+            "dogs are good too, and they like to help people find water.".into(),
+        ),
         ("write one list".into(), "one two three".into()),
         ("why is water wet?".into(), "".into()),
         ("".into(), "no".into()),
         ("explain fire".into(), "fire is hot. ".repeat(20)),
-        ("how can i help?".into(), "please say thanks, it is helpful and honest and correct!".into()),
+        (
+            "how can i help?".into(),
+            "please say thanks, it is helpful and honest and correct!".into(),
+        ),
     ]
 }
