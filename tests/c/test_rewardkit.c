@@ -268,9 +268,8 @@ static void test_broken_bundles(void) {
         {"broken-bad-json", RK_ERR_INVALID_BUNDLE, "rewardkit.json"},
         {"broken-output-mismatch", RK_ERR_INVALID_BUNDLE, "2 outputs"},
         {"broken-no-tokenizer", RK_ERR_INVALID_BUNDLE, "tokenizer.json"},
-        /* A newer manifest is reported as an invalid bundle whose message says
-         * so (RK_ERR_UNSUPPORTED_VERSION is not used for manifests). */
-        {"broken-newer-version", RK_ERR_INVALID_BUNDLE, "format_version 99 is newer"},
+        /* A newer manifest has its own code: upgrade rewardkit. */
+        {"broken-newer-version", RK_ERR_UNSUPPORTED_VERSION, "unsupported format version 99"},
     };
     char buf[4096];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
