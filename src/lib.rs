@@ -4,6 +4,7 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod autodiff;
 pub mod bundle;
 pub mod engine;
 pub mod error;

@@ -7,4 +7,4 @@ mod library;
 mod session;
 
 pub use library::{environment, ort_library_candidates, ORT_LIB_ENV, ORT_VERSION};
-pub use session::{Device, ModelRunner, RunnerOptions, TensorInput};
+pub use session::{Device, ModelRunner, RunnerOptions, TensorData, TensorInput};
