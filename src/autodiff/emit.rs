@@ -120,14 +120,10 @@ impl<'a> Emit<'a> {
                 Dim::Known(1) if yd.known() != Some(1) => axes.push((lead + i) as i64),
                 Dim::Known(1) => {}
                 _ if d.same(yd) => {}
-                // Same-rank positions whose sizes cannot both be 1 when they
-                // differ: a non-1 known dim against anything is kept.
+                // A known dim other than 1 was not broadcast.
                 Dim::Known(_) => {}
-                _ => {
-                    return Err(Error::InvalidArgument(format!(
-                        "cannot tell statically whether dim {i} of {target} ({d:?}) was broadcast to {yd:?} in {out}"
-                    )))
-                }
+                // Not decidable here: find the axes at run time.
+                _ => return Ok(self.unbroadcast_dynamic(grad, target, lead)),
             }
         }
         if axes.is_empty() {
@@ -139,6 +135,34 @@ impl<'a> Emit<'a> {
         }
         let shape = self.shape_of(target);
         Ok(self.op("Reshape", &[&summed, &shape], vec![]))
+    }
+
+    /// Unbroadcast with the reduced axes found at run time: every axis where
+    /// the target (left-padded with ones to the gradient's rank) has size 1.
+    /// Summing over an axis of size 1 in both changes nothing, so this is
+    /// exact whatever the sizes turn out to be.
+    fn unbroadcast_dynamic(&mut self, grad: &str, target: &str, lead: usize) -> String {
+        let shape = self.op("Shape", &[target], vec![]);
+        let padded = if lead > 0 {
+            let ones = self.g.const_i64("ones", &[lead as i64], &vec![1; lead]);
+            self.op("Concat", &[&ones, &shape], vec![("axis", Attr::Int(0))])
+        } else {
+            shape.clone()
+        };
+        let one = self.g.const_i64("one", &[], &[1]);
+        let is_one = self.op("Equal", &[&padded, &one], vec![]);
+        let nz = self.op("NonZero", &[&is_one], vec![]);
+        let flat = self.i64s(&[-1]);
+        let axes = self.op("Reshape", &[&nz, &flat], vec![]);
+        let summed = self.op(
+            "ReduceSum",
+            &[grad, &axes],
+            vec![
+                ("keepdims", Attr::Int(1)),
+                ("noop_with_empty_axes", Attr::Int(1)),
+            ],
+        );
+        self.op("Reshape", &[&summed, &shape], vec![])
     }
 
     /// The shape of `name` as an int64 tensor: a constant when fully known.

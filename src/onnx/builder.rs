@@ -207,6 +207,19 @@ impl GraphBuilder {
         }
     }
 
+    /// A full copy of the graph so far, initializers included.
+    pub fn snapshot_full(&self) -> GraphProto {
+        GraphProto {
+            node: self.nodes.clone(),
+            name: Some("graph".into()),
+            initializer: self.initializers.clone(),
+            doc_string: None,
+            input: self.inputs.clone(),
+            output: self.outputs.clone(),
+            value_info: vec![],
+        }
+    }
+
     /// Nodes added so far.
     pub fn nodes(&self) -> &[NodeProto] {
         &self.nodes

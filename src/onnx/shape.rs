@@ -101,6 +101,16 @@ pub fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
     (0..r).contains(&a).then_some(a as usize)
 }
 
+/// The symbol `name · mul / div`, simplified.
+fn scaled_sym(name: &str, mul: i64, div: i64) -> Dim {
+    match (mul, div) {
+        (1, 1) => Dim::Sym(name.to_string()),
+        (m, 1) => Dim::Sym(format!("{name}*{m}")),
+        (1, d) => Dim::Sym(format!("{name}/{d}")),
+        (m, d) => Dim::Sym(format!("{name}*{m}/{d}")),
+    }
+}
+
 /// Broadcast two shapes (numpy rules).
 pub fn broadcast(a: &[Dim], b: &[Dim]) -> Vec<Dim> {
     let n = a.len().max(b.len());
@@ -454,20 +464,28 @@ impl ShapeInfo {
                             v => Dim::Known(v),
                         })
                         .collect();
-                    // Resolve a single -1 when everything else is known.
+                    // Resolve a single -1 when everything else is known, or
+                    // derive a symbol (`batch/2`) when one input dim is symbolic.
                     if let Some(pos) = target.iter().position(|&t| t == -1) {
-                        let total: Option<i64> = s.dims.iter().map(Dim::known).product();
                         let rest: Option<i64> = dims
                             .iter()
                             .enumerate()
                             .filter(|(i, _)| *i != pos)
                             .map(|(_, d)| d.known())
                             .product();
-                        if let (Some(t), Some(r)) = (total, rest) {
-                            if r != 0 {
-                                dims[pos] = Dim::Known(t / r);
+                        let syms: Vec<&Dim> =
+                            s.dims.iter().filter(|d| d.known().is_none()).collect();
+                        let known: i64 = s.dims.iter().filter_map(Dim::known).product();
+                        dims[pos] = match (rest, syms.as_slice()) {
+                            (Some(r), []) if r != 0 => Dim::Known(known / r),
+                            (Some(r), [Dim::Sym(name)]) if r != 0 && known % r == 0 => {
+                                scaled_sym(name, known / r, 1)
                             }
-                        }
+                            (Some(r), [Dim::Sym(name)]) if known != 0 && r % known == 0 => {
+                                scaled_sym(name, 1, r / known)
+                            }
+                            _ => Dim::Unknown,
+                        };
                     }
                     Some(ValueShape {
                         elem_type: s.elem_type,
