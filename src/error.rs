@@ -86,7 +86,7 @@ pub enum Error {
     InvalidModel { what: String, msg: String },
     #[error("tokenizer {what}: {msg}")]
     Tokenizer { what: String, msg: String },
-    #[error("{what}: unsupported format version {found} (this build reads up to {supported})")]
+    #[error("{what}: unsupported format version {found} (this build of rewardkit reads up to {supported}; a newer rewardkit is needed)")]
     UnsupportedVersion {
         what: String,
         found: u64,

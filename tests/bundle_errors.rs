@@ -75,7 +75,8 @@ fn broken_bundles() {
     let b = case("newer-version");
     edit_manifest(&b, |v| v["format_version"] = serde_json::json!(99));
     let e = open_err(&b);
-    assert!(e.to_string().contains("newer"), "{e}");
+    assert_eq!(e.code(), ErrorCode::UnsupportedVersion);
+    assert!(e.to_string().contains("99"), "{e}");
 
     let b = case("no-tokenizer");
     std::fs::remove_file(b.join("tokenizer.json")).expect("rm");

@@ -50,6 +50,18 @@ impl Bundle {
         }
         let text = std::fs::read_to_string(&mpath)
             .map_err(|e| Error::bundle(&dir, format!("{MANIFEST_FILE}: {e}")))?;
+        // A newer manifest gets its own code, so callers can tell "upgrade
+        // rewardkit" from "this bundle is broken".
+        let version = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("format_version").and_then(|v| v.as_u64()));
+        if let Some(found) = version.filter(|&v| v > FORMAT_VERSION) {
+            return Err(Error::UnsupportedVersion {
+                what: mpath.display().to_string(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
         let manifest = Manifest::parse(&text)
             .map_err(|msg| Error::bundle(&dir, format!("{MANIFEST_FILE}: {msg}")))?;
         for file in [MODEL_FILE, TOKENIZER_FILE] {

@@ -1,0 +1,66 @@
+/*
+ * Score (prompt, response) pairs with a rewardkit bundle from C.
+ *
+ *   cc -std=c11 -Iinclude examples/c/score_pairs.c -Ltarget/release -lrewardkit \
+ *      -Wl,-rpath,$PWD/target/release -o score_pairs
+ *   ./score_pairs path/to/bundle
+ */
+#include <stdio.h>
+
+#include "rewardkit.h"
+
+/* Print a failed call's code and message, then release the error. */
+static int report(const char *what, rk_error *err) {
+    fprintf(stderr, "%s failed: error %u: %s\n", what, (unsigned)rk_error_code(err),
+            rk_error_message(err));
+    rk_error_free(err);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s BUNDLE_DIR\n", argv[0]);
+        return 2;
+    }
+
+    rk_scorer *scorer = NULL;
+    rk_error *err = rk_scorer_open(argv[1], NULL, &scorer); /* NULL: default options */
+    if (err != NULL)
+        return report("rk_scorer_open", err);
+
+    const char *prompts[] = {
+        "What is the capital of France?",
+        "What is the capital of France?",
+        "Write a haiku about rain.",
+    };
+    const char *responses[] = {
+        "The capital of France is Paris.",
+        "I think it might be Lyon, or maybe Marseille.",
+        "Soft rain on the roof / the garden drinks in silence / puddles hold the sky",
+    };
+    enum { N = sizeof prompts / sizeof prompts[0] };
+    float rewards[N];
+    int status = 0;
+
+    err = rk_scorer_score_batch(scorer, N, prompts, responses, rewards);
+    if (err != NULL) {
+        status = report("rk_scorer_score_batch", err);
+        goto done;
+    }
+    printf("rewardkit %s, output \"%s\"\n\n", rk_version(), rk_scorer_output_name(scorer, 0));
+    printf("%-8s  %-32s  %s\n", "reward", "prompt", "response");
+    for (int i = 0; i < N; i++)
+        printf("%8.4f  %-32.32s  %.40s\n", rewards[i], prompts[i], responses[i]);
+
+    float p = 0.0f;
+    err = rk_scorer_compare(scorer, prompts[0], responses[0], responses[1], &p);
+    if (err != NULL) {
+        status = report("rk_scorer_compare", err);
+        goto done;
+    }
+    printf("\nP(response 1 is better than response 2) = %.4f\n", p);
+
+done:
+    rk_scorer_free(scorer);
+    return status;
+}
