@@ -328,6 +328,8 @@ pub fn build_reward_model_graph(
         &[n_out as i64],
         &head.bias,
     ));
+    cx.params.push(super::head::HEAD_WEIGHT.to_string());
+    cx.params.push(super::head::HEAD_BIAS.to_string());
     let hwt =
         cx.g.op("Transpose", &[&hw], vec![("perm", Attr::Ints(vec![1, 0]))]);
     let y = cx.g.op("MatMul", &[&pooled, &hwt], vec![]);

@@ -62,6 +62,16 @@ fn session(path: &std::path::Path, options: &RunnerOptions) -> Result<Session> {
             .with_intra_threads(options.threads)
             .map_err(|e| Error::Runtime(e.to_string()))?;
     }
+    // Developer aid: ORT's own per-node profile, as JSON in this folder.
+    if let Some(dir) = std::env::var_os("REWARDKIT_ORT_PROFILE") {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("session");
+        b = b
+            .with_profiling(std::path::Path::new(&dir).join(stem))
+            .map_err(|e| Error::Runtime(e.to_string()))?;
+    }
     b.commit_from_file(path).map_err(|e| {
         Error::model(
             path.display().to_string(),
@@ -95,6 +105,11 @@ pub struct TrainingEngine {
     eval_bind: [IoBinding; 2],
     cur: usize,
     state_kinds: Vec<String>,
+    /// Outputs with run-dependent shapes (losses, rewards), rebound before
+    /// every run so ONNX Runtime allocates them at the run's shape.
+    train_dynamic: Vec<String>,
+    eval_dynamic: Vec<String>,
+    cpu: MemoryInfo<'static>,
 }
 
 impl std::fmt::Debug for TrainingEngine {
@@ -210,6 +225,9 @@ impl TrainingEngine {
             eval_bind,
             cur: 0,
             state_kinds: spec.state_kinds.clone(),
+            train_dynamic: fetch_names,
+            eval_dynamic: eval_outputs,
+            cpu,
         })
     }
 
@@ -232,6 +250,9 @@ impl TrainingEngine {
     ) -> Result<Vec<ArrayD<f32>>> {
         let binding = &mut self.train_bind[self.cur];
         Self::bind_batch(binding, batch)?;
+        for name in &self.train_dynamic {
+            binding.bind_output_to_device(name.as_str(), &self.cpu)?;
+        }
         let out = self.train.run_binding(binding)?;
         fetch
             .iter()
@@ -278,6 +299,9 @@ impl TrainingEngine {
     ) -> Result<Vec<ArrayD<f32>>> {
         let binding = &mut self.eval_bind[self.cur];
         Self::bind_batch(binding, batch)?;
+        for name in &self.eval_dynamic {
+            binding.bind_output_to_device(name.as_str(), &self.cpu)?;
+        }
         let out = self.eval.run_binding(binding)?;
         fetch
             .iter()

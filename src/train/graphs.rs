@@ -86,6 +86,14 @@ pub fn build_training_graphs(
             is_head || (!freeze.head_only && !(freeze.embeddings && is_emb))
         })
         .collect();
+    if !trainable
+        .iter()
+        .any(|n| n == crate::model::head::HEAD_WEIGHT)
+    {
+        return Err(Error::Internal(
+            "the reward head is not among the trained parameters".into(),
+        ));
+    }
     let mut g = GraphBuilder::from_graph(graph);
     g.clear_outputs();
     let mut params = Vec::with_capacity(trainable.len());

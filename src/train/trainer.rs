@@ -621,6 +621,27 @@ impl Trainer {
         })
     }
 
+    /// Chosen and rejected rewards of `pairs` under the current parameters,
+    /// computed by the training graphs' forward pass.
+    pub fn pair_rewards(&mut self, pairs: &[Pair]) -> Result<(Vec<f32>, Vec<f32>)> {
+        if !matches!(self.objective, Objective::Pairwise(_)) {
+            return Err(Error::InvalidArgument(
+                "this trainer's loss is not pairwise".into(),
+            ));
+        }
+        let (mut c, mut r) = (
+            Vec::with_capacity(pairs.len()),
+            Vec::with_capacity(pairs.len()),
+        );
+        for chunk in pairs.chunks(self.recipe.training.batch_size.max(1)) {
+            let inputs = self.pair_inputs(&chunk.iter().collect::<Vec<_>>())?;
+            let out = self.engine.evaluate(inputs, &[CHOSEN, REJECTED])?;
+            c.extend(out[0].iter().copied());
+            r.extend(out[1].iter().copied());
+        }
+        Ok((c, r))
+    }
+
     /// Evaluate the current parameters on `data` (the eval data when None).
     pub fn evaluate(&mut self, data: Option<&Examples>) -> Result<Option<EvalMetrics>> {
         let data = match data.or(self.eval_data.as_ref()) {
