@@ -97,6 +97,8 @@ pub struct TrainingEngine {
     names: Vec<String>,
     /// `params[set][i]`.
     params: [Vec<Tensor<f32>>; 2],
+    /// Gradient buffers, written by the training graph.
+    grads: Vec<Tensor<f32>>,
     /// `states[set][kind][i]`.
     states: [Vec<Vec<Tensor<f32>>>; 2],
     scalars: Vec<(String, Tensor<f32>)>,
@@ -217,6 +219,7 @@ impl TrainingEngine {
             optim,
             eval,
             names: spec.params.iter().map(|p| p.name.clone()).collect(),
+            grads,
             params,
             states,
             scalars,
@@ -325,6 +328,11 @@ impl TrainingEngine {
                     .map(|t| t.extract_tensor().1.to_vec()),
             )
             .collect()
+    }
+
+    /// Copy the gradients of the last `forward_backward` out.
+    pub fn read_grads(&self) -> Vec<(String, Vec<f32>)> {
+        self.names.iter().cloned().zip(self.grads.iter().map(|t| t.extract_tensor().1.to_vec())).collect()
     }
 
     /// Copy the current optimizer state out: `(kind, param, values)`.

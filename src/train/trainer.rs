@@ -621,6 +621,15 @@ impl Trainer {
         })
     }
 
+    /// Loss and gradients of every trained parameter for `pairs`, without
+    /// updating anything (for checks against other implementations).
+    pub fn gradients(&mut self, pairs: &[Pair]) -> Result<(f64, Vec<(String, Vec<f32>)>)> {
+        let inputs = self.pair_inputs(&pairs.iter().collect::<Vec<_>>())?;
+        let out = self.engine.forward_backward(inputs, &[LOSS])?;
+        let loss = out[0].iter().next().copied().unwrap_or(f32::NAN) as f64;
+        Ok((loss, self.engine.read_grads()))
+    }
+
     /// Chosen and rejected rewards of `pairs` under the current parameters,
     /// computed by the training graphs' forward pass.
     pub fn pair_rewards(&mut self, pairs: &[Pair]) -> Result<(Vec<f32>, Vec<f32>)> {
