@@ -332,7 +332,11 @@ impl TrainingEngine {
 
     /// Copy the gradients of the last `forward_backward` out.
     pub fn read_grads(&self) -> Vec<(String, Vec<f32>)> {
-        self.names.iter().cloned().zip(self.grads.iter().map(|t| t.extract_tensor().1.to_vec())).collect()
+        self.names
+            .iter()
+            .cloned()
+            .zip(self.grads.iter().map(|t| t.extract_tensor().1.to_vec()))
+            .collect()
     }
 
     /// Copy the current optimizer state out: `(kind, param, values)`.

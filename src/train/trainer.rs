@@ -297,6 +297,36 @@ impl Trainer {
         if data.is_empty() {
             return Err(Error::InvalidArgument("the training data is empty".into()));
         }
+        Self::create(recipe, init, data, eval_data, data_digest, work_dir)
+    }
+
+    /// A trainer with no data set, for online updates through
+    /// [`train_on_pairs`](Self::train_on_pairs) (a pairwise recipe is needed).
+    /// The schedule's length is `training.max_steps` (unbounded when unset).
+    pub fn new_online(recipe: Recipe, init: &Init, work_dir: &Path) -> Result<Self> {
+        if recipe.loss.kind == LossKind::Regression {
+            return Err(Error::InvalidArgument(
+                "online training takes pairs: use a pairwise loss".into(),
+            ));
+        }
+        Self::create(
+            recipe,
+            init,
+            Examples::Pairs(Vec::new()),
+            None,
+            None,
+            work_dir,
+        )
+    }
+
+    fn create(
+        recipe: Recipe,
+        init: &Init,
+        data: Examples,
+        eval_data: Option<Examples>,
+        data_digest: Option<String>,
+        work_dir: &Path,
+    ) -> Result<Self> {
         let (config_json, cfg, mut weights, head, tokenizer_json, outputs, reward_output) =
             load_init(init, &recipe)?;
         let reward_index = outputs
@@ -390,10 +420,11 @@ impl Trainer {
         })?;
         let steps_per_epoch = data.len().div_ceil(recipe.training.batch_size) as u64;
         // max_steps, when given, wins over epochs (it may run past them).
-        let total = recipe
-            .training
-            .max_steps
-            .unwrap_or(steps_per_epoch * recipe.training.epochs.max(1));
+        let total = match recipe.training.max_steps {
+            Some(m) => m,
+            None if data.is_empty() => u64::MAX,
+            None => steps_per_epoch * recipe.training.epochs.max(1),
+        };
         let schedule = Schedule {
             kind: recipe.schedule.kind,
             lr: recipe.optimizer.lr,
@@ -425,6 +456,44 @@ impl Trainer {
             data_digest,
             summaries: Vec::new(),
         })
+    }
+
+    /// Replace the training (and evaluation) data, restarting the data
+    /// position at the start of an epoch; the step count and the optimizer
+    /// state carry on. The schedule's length becomes the new data's.
+    pub fn set_data(&mut self, data: Examples, eval_data: Option<Examples>) -> Result<()> {
+        if data.is_empty() {
+            return Err(Error::InvalidArgument("the training data is empty".into()));
+        }
+        match (&self.objective, &data) {
+            (Objective::Regression, Examples::Pairs(_)) | (Objective::Pairwise(_), Examples::Ratings(_)) => {
+                return Err(Error::InvalidArgument("the data does not match the loss (pairs need a pairwise loss, ratings need regression)".into()))
+            }
+            _ => {}
+        }
+        let steps_per_epoch = data.len().div_ceil(self.recipe.training.batch_size) as u64;
+        let planned = self
+            .recipe
+            .training
+            .max_steps
+            .unwrap_or(steps_per_epoch * self.recipe.training.epochs.max(1));
+        self.state.total_steps = self.state.step + planned;
+        self.state.epoch = 0;
+        self.state.position = 0;
+        self.schedule.total_steps = self.state.total_steps;
+        self.data = data;
+        self.eval_data = eval_data;
+        Ok(())
+    }
+
+    /// Output names of the model being trained.
+    pub fn output_names(&self) -> &[String] {
+        &self.outputs
+    }
+
+    /// The recipe in use.
+    pub fn recipe(&self) -> &Recipe {
+        &self.recipe
     }
 
     /// Record data-reading summaries (shown in the bundle's provenance).
@@ -698,6 +767,11 @@ impl Trainer {
         out: &Path,
         mut on_step: impl FnMut(&StepReport) -> Control,
     ) -> Result<TrainOutcome> {
+        if self.data.is_empty() {
+            return Err(Error::InvalidArgument(
+                "this trainer has no training data (it was made for online updates)".into(),
+            ));
+        }
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
         let metrics_path = out.join("metrics.jsonl");
         let mut metrics = std::fs::OpenOptions::new()
