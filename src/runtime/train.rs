@@ -89,6 +89,39 @@ fn cpu_info() -> Result<MemoryInfo<'static>> {
     )?)
 }
 
+/// Bind a batch and fresh dynamic outputs, run, and copy out `fetch`.
+fn run_bound(
+    session: &mut Session,
+    binding: &mut IoBinding,
+    batch: Vec<TensorInput<'_>>,
+    dynamic: &[String],
+    cpu: &MemoryInfo<'static>,
+    fetch: &[&str],
+    what: &str,
+) -> Result<Vec<ArrayD<f32>>> {
+    for input in batch {
+        match input.value {
+            TensorData::F32(a) => binding.bind_input(input.name, &Tensor::from_array(a)?)?,
+            TensorData::I64(a) => binding.bind_input(input.name, &Tensor::from_array(a)?)?,
+        }
+    }
+    // Outputs whose shape depends on the batch are rebound every run, so ONNX
+    // Runtime allocates them at this run's shape.
+    for name in dynamic {
+        binding.bind_output_to_device(name.as_str(), cpu)?;
+    }
+    let out = session.run_binding(binding)?;
+    fetch
+        .iter()
+        .map(|name| {
+            let v = out
+                .get(*name)
+                .ok_or_else(|| Error::Internal(format!("{what} graph has no output {name}")))?;
+            Ok(v.try_extract_array::<f32>()?.to_owned())
+        })
+        .collect()
+}
+
 /// A running training job's ORT side.
 pub struct TrainingEngine {
     train: Session,
@@ -234,16 +267,6 @@ impl TrainingEngine {
         })
     }
 
-    fn bind_batch(binding: &mut IoBinding, batch: Vec<TensorInput<'_>>) -> Result<()> {
-        for input in batch {
-            match input.value {
-                TensorData::F32(a) => binding.bind_input(input.name, &Tensor::from_array(a)?)?,
-                TensorData::I64(a) => binding.bind_input(input.name, &Tensor::from_array(a)?)?,
-            }
-        }
-        Ok(())
-    }
-
     /// Run the training graph on `batch` and return `fetch` outputs without
     /// updating anything (gradients land in the gradient buffers).
     pub fn forward_backward(
@@ -252,20 +275,15 @@ impl TrainingEngine {
         fetch: &[&str],
     ) -> Result<Vec<ArrayD<f32>>> {
         let binding = &mut self.train_bind[self.cur];
-        Self::bind_batch(binding, batch)?;
-        for name in &self.train_dynamic {
-            binding.bind_output_to_device(name.as_str(), &self.cpu)?;
-        }
-        let out = self.train.run_binding(binding)?;
-        fetch
-            .iter()
-            .map(|name| {
-                let v = out.get(*name).ok_or_else(|| {
-                    Error::Internal(format!("training graph has no output {name}"))
-                })?;
-                Ok(v.try_extract_array::<f32>()?.to_owned())
-            })
-            .collect()
+        run_bound(
+            &mut self.train,
+            binding,
+            batch,
+            &self.train_dynamic,
+            &self.cpu,
+            fetch,
+            "training",
+        )
     }
 
     /// Apply the optimizer with the gradients of the last `forward_backward`,
@@ -301,20 +319,15 @@ impl TrainingEngine {
         fetch: &[&str],
     ) -> Result<Vec<ArrayD<f32>>> {
         let binding = &mut self.eval_bind[self.cur];
-        Self::bind_batch(binding, batch)?;
-        for name in &self.eval_dynamic {
-            binding.bind_output_to_device(name.as_str(), &self.cpu)?;
-        }
-        let out = self.eval.run_binding(binding)?;
-        fetch
-            .iter()
-            .map(|name| {
-                let v = out.get(*name).ok_or_else(|| {
-                    Error::Internal(format!("evaluation graph has no output {name}"))
-                })?;
-                Ok(v.try_extract_array::<f32>()?.to_owned())
-            })
-            .collect()
+        run_bound(
+            &mut self.eval,
+            binding,
+            batch,
+            &self.eval_dynamic,
+            &self.cpu,
+            fetch,
+            "evaluation",
+        )
     }
 
     /// Copy the current parameters out (for checkpoints and bundles).

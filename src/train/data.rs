@@ -215,91 +215,26 @@ fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str) -> Result<()>) -> R
     Ok(n)
 }
 
-/// Read preference pairs. Pairs whose chosen and rejected texts are equal are
-/// bad lines; ties (strength 0) are kept and counted.
-pub fn read_pairs(path: &Path, bad: BadLines) -> Result<(Vec<Pair>, DataSummary)> {
-    let mut pairs = Vec::new();
-    let mut summary = DataSummary {
-        path: path.to_path_buf(),
-        ..Default::default()
-    };
-    let lines = for_each_line(path, |lineno, line| {
-        let parsed = serde_json::from_str::<Value>(line)
-            .map_err(|e| format!("not valid JSON ({e})"))
-            .and_then(|v| parse_pair(&v))
-            .and_then(|p| {
-                if p.chosen == p.rejected {
-                    Err("chosen and rejected are the same text".into())
-                } else {
-                    Ok(p)
-                }
-            });
-        match parsed {
-            Ok(p) => {
-                if p.strength == Some(0.0) {
-                    summary.ties += 1;
-                }
-                pairs.push(p);
-                Ok(())
-            }
-            Err(msg) => match bad {
-                BadLines::Error => Err(Error::InvalidArgument(format!(
-                    "{}: {msg}",
-                    at(path, lineno)
-                ))),
-                BadLines::Skip => {
-                    summary.skipped.push((lineno, msg));
-                    Ok(())
-                }
-            },
-        }
-    })?;
-    summary.lines = lines;
-    summary.rows = pairs.len();
-    if pairs.is_empty() {
-        return Err(Error::InvalidArgument(format!(
-            "{}: no usable pairs ({} lines, {} skipped)",
-            path.display(),
-            lines,
-            summary.skipped.len()
-        )));
-    }
-    Ok((pairs, summary))
-}
-
-/// Read rated responses for the given output names (HelpSteer2 attributes).
-pub fn read_ratings(
+/// Read a JSONL file, parsing each non-blank line with `parse`. A line that
+/// fails is an error naming `file:line`, or skipped and counted.
+fn read_jsonl<T>(
     path: &Path,
-    outputs: &[String],
     bad: BadLines,
-) -> Result<(Vec<Rating>, DataSummary)> {
+    what: &str,
+    parse: impl Fn(&Value) -> std::result::Result<T, String>,
+) -> Result<(Vec<T>, DataSummary)> {
     let mut rows = Vec::new();
     let mut summary = DataSummary {
         path: path.to_path_buf(),
         ..Default::default()
     };
     let lines = for_each_line(path, |lineno, line| {
-        let parsed = serde_json::from_str::<Value>(line)
+        match serde_json::from_str::<Value>(line)
             .map_err(|e| format!("not valid JSON ({e})"))
-            .and_then(|v| {
-                let prompt = require(string_field(&v, "prompt")?, "prompt")?;
-                let response = require(string_field(&v, "response")?, "response")?;
-                let values = outputs
-                    .iter()
-                    .map(|o| number_field(&v, o).map(|x| x.map(|x| x as f32)))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                if values.iter().all(Option::is_none) {
-                    return Err(format!("none of the attributes {outputs:?} is present"));
-                }
-                Ok(Rating {
-                    prompt,
-                    response,
-                    values,
-                })
-            });
-        match parsed {
-            Ok(r) => {
-                rows.push(r);
+            .and_then(|v| parse(&v))
+        {
+            Ok(row) => {
+                rows.push(row);
                 Ok(())
             }
             Err(msg) => match bad {
@@ -318,13 +253,51 @@ pub fn read_ratings(
     summary.rows = rows.len();
     if rows.is_empty() {
         return Err(Error::InvalidArgument(format!(
-            "{}: no usable rows ({} lines, {} skipped)",
+            "{}: no usable {what} ({} lines, {} skipped)",
             path.display(),
             lines,
             summary.skipped.len()
         )));
     }
     Ok((rows, summary))
+}
+
+/// Read preference pairs. Pairs whose chosen and rejected texts are equal are
+/// bad lines; ties (strength 0) are kept and counted.
+pub fn read_pairs(path: &Path, bad: BadLines) -> Result<(Vec<Pair>, DataSummary)> {
+    let (pairs, mut summary) = read_jsonl(path, bad, "pairs", |v| {
+        let p = parse_pair(v)?;
+        if p.chosen == p.rejected {
+            return Err("chosen and rejected are the same text".into());
+        }
+        Ok(p)
+    })?;
+    summary.ties = pairs.iter().filter(|p| p.strength == Some(0.0)).count();
+    Ok((pairs, summary))
+}
+
+/// Read rated responses for the given output names (HelpSteer2 attributes).
+pub fn read_ratings(
+    path: &Path,
+    outputs: &[String],
+    bad: BadLines,
+) -> Result<(Vec<Rating>, DataSummary)> {
+    read_jsonl(path, bad, "rows", |v| {
+        let prompt = require(string_field(v, "prompt")?, "prompt")?;
+        let response = require(string_field(v, "response")?, "response")?;
+        let values = outputs
+            .iter()
+            .map(|o| number_field(v, o).map(|x| x.map(|x| x as f32)))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if values.iter().all(Option::is_none) {
+            return Err(format!("none of the attributes {outputs:?} is present"));
+        }
+        Ok(Rating {
+            prompt,
+            response,
+            values,
+        })
+    })
 }
 
 /// SHA-256 of a file, hex (recorded in a bundle's provenance).

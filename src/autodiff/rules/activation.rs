@@ -1,15 +1,10 @@
 //! Activations and softmax.
 
 use super::super::{Emit, NodeView};
+use super::dy;
 use crate::error::{Error, Result};
 
 use crate::onnx::shape::{attr_int, norm_axis};
-
-fn dy(dys: &[Option<String>]) -> Result<&str> {
-    dys.first()
-        .and_then(|d| d.as_deref())
-        .ok_or_else(|| Error::Internal("rule called without an output gradient".into()))
-}
 
 pub fn erf(
     e: &mut Emit<'_>,

@@ -1,13 +1,8 @@
 //! Elementwise arithmetic with numpy broadcasting.
 
 use super::super::{Emit, NodeView};
+use super::dy;
 use crate::error::{Error, Result};
-
-fn dy(dys: &[Option<String>]) -> Result<&str> {
-    dys.first()
-        .and_then(|d| d.as_deref())
-        .ok_or_else(|| Error::Internal("rule called without an output gradient".into()))
-}
 
 /// Gradient `g` (shaped like output 0) summed back to input `i`'s shape.
 fn back(e: &mut Emit<'_>, n: &NodeView<'_>, g: &str, i: usize) -> Result<Option<String>> {

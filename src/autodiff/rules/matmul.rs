@@ -1,15 +1,10 @@
 //! Matrix products.
 
 use super::super::{Emit, NodeView};
+use super::dy;
 use crate::error::{Error, Result};
 use crate::onnx::builder::Attr;
 use crate::onnx::shape::{attr_float, attr_int};
-
-fn dy(dys: &[Option<String>]) -> Result<&str> {
-    dys.first()
-        .and_then(|d| d.as_deref())
-        .ok_or_else(|| Error::Internal("rule called without an output gradient".into()))
-}
 
 /// `Y = A · B` with batch broadcasting. When `B` is a plain matrix and `A`
 /// has batch dims (activations times a weight), the weight gradient is one

@@ -15,6 +15,13 @@ mod shape;
 use super::{Emit, NodeView};
 use crate::error::Result;
 
+/// The gradient of a rule's first output (rules run only when it has one).
+fn dy(dys: &[Option<String>]) -> Result<&str> {
+    dys.first().and_then(|d| d.as_deref()).ok_or_else(|| {
+        crate::error::Error::Internal("rule called without an output gradient".into())
+    })
+}
+
 /// A gradient rule.
 pub type Rule = fn(&mut Emit<'_>, &NodeView<'_>, &[Option<String>]) -> Result<Vec<Option<String>>>;
 

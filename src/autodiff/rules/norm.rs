@@ -1,14 +1,9 @@
 //! Normalisation.
 
 use super::super::{Emit, NodeView};
+use super::dy;
 use crate::error::{Error, Result};
 use crate::onnx::shape::{attr_int, norm_axis};
-
-fn dy(dys: &[Option<String>]) -> Result<&str> {
-    dys.first()
-        .and_then(|d| d.as_deref())
-        .ok_or_else(|| Error::Internal("rule called without an output gradient".into()))
-}
 
 /// LayerNormalization over axes `[axis, rank)`, using the forward pass's
 /// mean and inverse standard deviation (outputs 1 and 2, which the autodiff

@@ -1,15 +1,10 @@
 //! Reductions.
 
 use super::super::{Emit, NodeView};
+use super::dy;
 use crate::error::{Error, Result};
 use crate::onnx::builder::Attr;
 use crate::onnx::shape::{attr_int, attr_ints, norm_axis};
-
-fn dy(dys: &[Option<String>]) -> Result<&str> {
-    dys.first()
-        .and_then(|d| d.as_deref())
-        .ok_or_else(|| Error::Internal("rule called without an output gradient".into()))
-}
 
 /// The reduced axes (normalised, sorted), from the axes input or attribute.
 fn axes(e: &Emit<'_>, n: &NodeView<'_>) -> Result<Vec<i64>> {

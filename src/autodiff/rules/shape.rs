@@ -1,15 +1,10 @@
 //! Ops that move or reshape data without arithmetic.
 
 use super::super::{Emit, NodeView};
+use super::dy;
 use crate::error::{Error, Result};
 use crate::onnx::builder::Attr;
 use crate::onnx::shape::{attr_int, attr_ints, norm_axis};
-
-fn dy(dys: &[Option<String>]) -> Result<&str> {
-    dys.first()
-        .and_then(|d| d.as_deref())
-        .ok_or_else(|| Error::Internal("rule called without an output gradient".into()))
-}
 
 pub fn transpose(
     e: &mut Emit<'_>,
