@@ -19,8 +19,14 @@
 //!     hold only rounding noise on both sides; for them both gradients must
 //!     be tiny next to the whole gradient instead;
 //!   - and the global norm over all tensors within 1e-4 relative;
+//! * determinism: a second `Trainer::gradients` on the same batch gives the
+//!   same loss and gradients bit for bit (with 2 intra-op threads; ONNX
+//!   Runtime's multi-threaded `ScatterND` add once made the embedding
+//!   gradients vary from run to run);
 //! * the loss trajectory: 30 steps of `Trainer::run`, each step's loss (of the
-//!   forward pass before that step's update) within 1e-3 relative of PyTorch's.
+//!   forward pass before that step's update) within 1e-3 relative of PyTorch's,
+//!   and each step's global gradient norm before clipping (`StepReport::grad_norm`)
+//!   within the same 1e-3 relative of `clip_grad_norm_`'s.
 //!
 //! The backbone comes from `make setup`; without it the test fails (it never
 //! passes silently).
@@ -39,8 +45,9 @@ use rewardkit::train::{Control, Examples, Init, Pair, Recipe, Trainer};
 const LOSS_TOLERANCE: f64 = 1e-3;
 /// Relative tolerance of step-1 gradients (norms of differences, norms, projections).
 const GRAD_TOLERANCE: f64 = 1e-4;
-/// Bound on a symmetry-zero gradient, relative to the global gradient norm.
-const ZERO_GRAD_TOLERANCE: f64 = 1e-6;
+/// Bound on a gradient that is zero by symmetry (only rounding noise, about
+/// 2e-7 of the global norm on either side), relative to the global norm.
+const ZERO_GRAD_TOLERANCE: f64 = 1e-5;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -227,6 +234,11 @@ fn projections(name: &str, grad: &[f32]) -> [f64; N_PROJECTIONS] {
     acc
 }
 
+/// `x ≤ tol`, false for NaN.
+fn within(x: f64, tol: f64) -> bool {
+    x <= tol
+}
+
 fn norm(v: impl IntoIterator<Item = f64>) -> f64 {
     v.into_iter().map(|x| x * x).sum::<f64>().sqrt()
 }
@@ -380,7 +392,7 @@ fn check_gradients(fx: &Fixture, loss: f64, grads: &[(String, Vec<f32>)]) {
         if exactly_zero(name, last_layer) {
             let (a, b) = (got_norm / global_ref, want.norm / global_ref);
             println!("{name}: exact gradient 0; |g|/|G| rewardkit {a:.2e}, PyTorch {b:.2e}");
-            if !(a <= ZERO_GRAD_TOLERANCE && b <= ZERO_GRAD_TOLERANCE) {
+            if !(within(a, ZERO_GRAD_TOLERANCE) && within(b, ZERO_GRAD_TOLERANCE)) {
                 failures.push(format!(
                     "{name}: should be ~0, |g|/|G| rewardkit {a:.2e}, PyTorch {b:.2e}"
                 ));
@@ -398,7 +410,7 @@ fn check_gradients(fx: &Fixture, loss: f64, grads: &[(String, Vec<f32>)]) {
             figures.push((diff_rel, "values"));
         }
         for (rel, what) in figures {
-            if !(rel <= GRAD_TOLERANCE) {
+            if !within(rel, GRAD_TOLERANCE) {
                 failures.push(format!(
                     "{name} {:?}: {what} rel {rel:.3e} (norm rewardkit {got_norm:.6e}, PyTorch {:.6e})",
                     want.shape, want.norm
@@ -412,7 +424,7 @@ fn check_gradients(fx: &Fixture, loss: f64, grads: &[(String, Vec<f32>)]) {
     for (rel, name, what) in worst.iter().take(8) {
         println!("  {rel:.3e}  {name} ({what})");
     }
-    if !(global_rel <= GRAD_TOLERANCE) {
+    if !within(global_rel, GRAD_TOLERANCE) {
         failures.push(format!(
             "global gradient norm {global} vs {global_ref} (rel {global_rel:.2e})"
         ));
@@ -454,6 +466,28 @@ fn training_matches_pytorch() {
     check_gradients(&fx, loss, &grads);
     let grads_secs = t0.elapsed().as_secs_f64();
 
+    // The same batch again: the very same numbers.
+    let (loss2, grads2) = trainer
+        .gradients(&pairs[..fx.hyper.batch_pairs])
+        .expect("gradients");
+    assert_eq!(
+        loss.to_bits(),
+        loss2.to_bits(),
+        "the loss changed on a rerun"
+    );
+    for ((name, a), (_, b)) in grads.iter().zip(&grads2) {
+        let diff = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| f64::from((x - y).abs()))
+            .fold(0.0, f64::max);
+        let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        assert!(
+            same,
+            "{name}: a second run on the same batch gives other gradients (max |diff| {diff:.3e})"
+        );
+    }
+
     // The 30-step loss trajectory.
     let t0 = Instant::now();
     let mut losses = Vec::new();
@@ -469,6 +503,7 @@ fn training_matches_pytorch() {
     assert_eq!(outcome.steps, fx.hyper.steps);
     assert_eq!(losses.len(), fx.losses.len());
     let mut worst = 0.0f64;
+    let mut worst_norm = 0.0f64;
     let mut failures = Vec::new();
     for (i, ((&got, &want), (&gn, &gn_ref))) in losses
         .iter()
@@ -483,12 +518,24 @@ fn training_matches_pytorch() {
              grad norm {gn:.5} vs {gn_ref:.5}",
             i + 1
         );
-        if !(rel <= LOSS_TOLERANCE) {
-            failures.push(format!("step {}: {got} vs {want} (rel {rel:.2e})", i + 1));
+        if !within(rel, LOSS_TOLERANCE) {
+            failures.push(format!(
+                "step {}: loss {got} vs {want} (rel {rel:.2e})",
+                i + 1
+            ));
+        }
+        let gn_rel = (gn - gn_ref).abs() / gn_ref;
+        worst_norm = worst_norm.max(gn_rel);
+        if !within(gn_rel, LOSS_TOLERANCE) {
+            failures.push(format!(
+                "step {}: gradient norm {gn} vs {gn_ref} (rel {gn_rel:.2e})",
+                i + 1
+            ));
         }
     }
     println!(
-        "max relative loss difference over {} steps: {worst:.3e} (tolerance {LOSS_TOLERANCE:e})",
+        "max relative difference over {} steps: loss {worst:.3e}, gradient norm \
+         {worst_norm:.3e} (tolerance {LOSS_TOLERANCE:e})",
         losses.len()
     );
     println!(
@@ -497,7 +544,7 @@ fn training_matches_pytorch() {
     );
     assert!(
         failures.is_empty(),
-        "the loss trajectory differs from PyTorch's by more than {LOSS_TOLERANCE:e} relative:\n{}",
+        "the training trajectory differs from PyTorch's by more than {LOSS_TOLERANCE:e} relative:\n{}",
         failures.join("\n")
     );
 }
