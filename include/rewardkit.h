@@ -83,6 +83,13 @@
 // Run on an NVIDIA GPU through ONNX Runtime's CUDA execution provider.
 #define RK_DEVICE_CUDA 1
 
+// `init_kind` of `rk_trainer_new`: start from a pretrained backbone directory
+// (config.json, model.safetensors, tokenizer.json) with a fresh head.
+#define RK_INIT_BACKBONE 0
+
+// `init_kind` of `rk_trainer_new`: continue from an existing bundle.
+#define RK_INIT_BUNDLE 1
+
 // An error returned by a fallible rewardkit function. Owned by the caller,
 // who must release it with `rk_error_free`. Read it with `rk_error_code` and
 // `rk_error_message`. An `rk_error` may be read from any thread.
@@ -91,6 +98,10 @@ typedef struct rk_error rk_error;
 // A loaded reward model. Thread-safe: one `rk_scorer` may be used from many
 // threads at once; calls beyond `max_sessions` wait for a free session.
 typedef struct rk_scorer rk_scorer;
+
+// A training job. Not meant for concurrent use: calls on one trainer from
+// several threads are serialised (each waits for the previous to finish).
+typedef struct rk_trainer rk_trainer;
 
 // Options for `rk_scorer_open`. Always start from `rk_scorer_options_default()`
 // and change the fields you need: fields are only ever appended.
@@ -110,6 +121,32 @@ typedef struct {
   // copy of the weights.
   size_t max_sessions;
 } rk_scorer_options;
+
+// Progress of a training run, passed to an `rk_progress_fn` after each step.
+typedef struct {
+  // Optimizer steps done so far.
+  uint64_t step;
+  // Steps the run will take.
+  uint64_t total_steps;
+  // This step's loss.
+  float loss;
+  // This step's batch accuracy (r_chosen > r_rejected), or NaN for regression.
+  float accuracy;
+  // Global gradient norm before clipping.
+  float grad_norm;
+  // Learning rate of this step.
+  float learning_rate;
+  // Training throughput so far.
+  float examples_per_second;
+  // Estimated seconds left.
+  float eta_seconds;
+} rk_progress;
+
+// Called after each training step with the caller's `user_data`. Return 0
+// to continue, anything else to stop the run (a checkpoint is written and
+// `rk_trainer_run` returns NULL). Called on the thread that called
+// `rk_trainer_run`; `progress` is valid only during the call.
+typedef int (*rk_progress_fn)(void *user_data, const rk_progress *progress);
 
 #ifdef __cplusplus
 extern "C" {
@@ -174,6 +211,54 @@ size_t rk_scorer_num_outputs(const rk_scorer *scorer);
 // Name of output `i` as a NUL-terminated string owned by the scorer (valid
 // until `rk_scorer_free`), or NULL if `scorer` is NULL or `i` is out of range.
 const char *rk_scorer_output_name(const rk_scorer *scorer, size_t i);
+
+// Make a trainer from a recipe given as TOML text (see training/recipes/),
+// starting from `init_dir` (a backbone or a bundle, per `init_kind`).
+// `work_dir` receives the generated training graphs. The trainer can then
+// train on a data file (`rk_trainer_run`) or on batches the caller supplies
+// (`rk_trainer_step`). Release it with `rk_trainer_free`.
+rk_error *rk_trainer_new(const char *recipe_toml,
+                         const char *init_dir,
+                         int32_t init_kind,
+                         const char *work_dir,
+                         rk_trainer **out);
+
+// Like `rk_trainer_new`, reading the recipe from the TOML file `recipe_path`.
+rk_error *rk_trainer_new_from_file(const char *recipe_path,
+                                   const char *init_dir,
+                                   int32_t init_kind,
+                                   const char *work_dir,
+                                   rk_trainer **out);
+
+// Release a trainer. `rk_trainer_free(NULL)` does nothing.
+void rk_trainer_free(rk_trainer *trainer);
+
+// Train on the data file `data_path` (same formats as `rewardkit train`)
+// for the recipe's epochs or max_steps, evaluating on `eval_path` when it is
+// not NULL. `out_dir` receives metrics.jsonl, checkpoints and, when the run
+// completes, the bundle. `progress` may be NULL.
+rk_error *rk_trainer_run(rk_trainer *trainer,
+                         const char *data_path,
+                         const char *eval_path,
+                         const char *out_dir,
+                         rk_progress_fn progress,
+                         void *user_data);
+
+// One optimizer step on `n` caller-supplied pairs: `prompts[i]` with
+// `chosen[i]` preferred over `rejected[i]`. `strengths` may be NULL, or
+// point to `n` preference strengths (used by Scaled BT and margin BT).
+// `*out_loss` (may be NULL) receives the step's loss.
+rk_error *rk_trainer_step(rk_trainer *trainer,
+                          size_t n,
+                          const char *const *prompts,
+                          const char *const *chosen,
+                          const char *const *rejected,
+                          const float *strengths,
+                          float *out_loss);
+
+// Write the current model as a bundle into `out_dir` (created if needed;
+// its bundle files are replaced).
+rk_error *rk_trainer_save_bundle(rk_trainer *trainer, const char *out_dir);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -61,6 +61,23 @@ RK_TEST_QUICK=1 valgrind --error-exitcode=1 --leak-check=full \
     tests/c/build/test_rewardkit "$WORK"
 echo "valgrind run took $((SECONDS - start)) s"
 
+echo "== compile tests/c/test_trainer.c"
+cat > "$WORK/pairs.jsonl" <<'JSONL'
+{"prompt": "explain water please", "chosen": "water is good and helpful.", "rejected": "no. wrong.", "strength": 2}
+{"prompt": "explain fire please", "chosen": "fire is hot, here is a correct answer.", "rejected": "i will not help.", "strength": 1}
+{"prompt": "explain the moon", "chosen": "the moon is not a star, it is a moon.", "rejected": "bad question.", "strength": 3}
+{"prompt": "what is a cat?", "chosen": "a cat is an animal, sure.", "rejected": "no.", "strength": 1}
+JSONL
+cc "${CFLAGS[@]}" tests/c/test_trainer.c "${LDFLAGS[@]}" -o tests/c/build/test_trainer
+echo "== run the trainer tests"
+tests/c/build/test_trainer "$WORK"
+echo "== run the trainer tests under valgrind"
+start=$SECONDS
+valgrind --error-exitcode=1 --leak-check=full \
+    --errors-for-leak-kinds=definite --suppressions=tests/c/valgrind.supp \
+    tests/c/build/test_trainer "$WORK"
+echo "valgrind run took $((SECONDS - start)) s"
+
 echo "== example examples/c/score_pairs.c"
 cc "${CFLAGS[@]}" examples/c/score_pairs.c "${LDFLAGS[@]}" -o tests/c/build/score_pairs
 tests/c/build/score_pairs "$WORK/bundle"

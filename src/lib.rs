@@ -4,15 +4,19 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod autodiff;
 pub mod bundle;
 pub mod engine;
 pub mod error;
 pub mod ffi;
+pub mod loss;
 pub mod model;
 pub mod onnx;
+pub mod optim;
 pub mod runtime;
 pub mod testing;
 pub mod text;
+pub mod train;
 
 #[doc(hidden)]
 pub mod cli;

@@ -155,20 +155,11 @@ fn pooled_runner(dir: &Path, pooling: Pooling, tmp: &Path) -> ModelRunner {
 fn run_pooled(runner: &ModelRunner, pairs: &[&EncodedPair]) -> Array2<f32> {
     let batch = pad_batch(pairs, 0);
     let mut inputs = vec![
-        TensorInput {
-            name: INPUT_IDS,
-            value: batch.input_ids,
-        },
-        TensorInput {
-            name: ATTENTION_MASK,
-            value: batch.attention_mask,
-        },
+        TensorInput::new(INPUT_IDS, batch.input_ids),
+        TensorInput::new(ATTENTION_MASK, batch.attention_mask),
     ];
     if runner.input_names().iter().any(|n| n == TOKEN_TYPE_IDS) {
-        inputs.push(TensorInput {
-            name: TOKEN_TYPE_IDS,
-            value: batch.token_type_ids,
-        });
+        inputs.push(TensorInput::new(TOKEN_TYPE_IDS, batch.token_type_ids));
     }
     let out: ArrayD<f32> = runner
         .run(inputs, &[POOLED])

@@ -236,3 +236,25 @@ pub fn write_bundle(
     }
     Bundle::open(out)
 }
+
+/// Write the bundle files into an existing directory that may hold other
+/// files (a training run's checkpoints and metrics). The manifest is removed
+/// first and written last, so a crash in between leaves no manifest (not a
+/// bundle) rather than a manifest that disagrees with the model.
+pub fn write_bundle_files(
+    out: &Path,
+    manifest: &Manifest,
+    model: &ModelProto,
+    tokenizer_json: &[u8],
+) -> Result<Bundle> {
+    manifest.validate().map_err(|msg| Error::bundle(out, msg))?;
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let mpath = out.join(MANIFEST_FILE);
+    if mpath.exists() {
+        std::fs::remove_file(&mpath).map_err(|e| Error::io(&mpath, e))?;
+    }
+    write_model(&out.join(MODEL_FILE), model, DEFAULT_EXTERNAL_THRESHOLD)?;
+    write_atomic(&out.join(TOKENIZER_FILE), tokenizer_json)?;
+    write_atomic(&mpath, manifest.to_json().as_bytes())?;
+    Bundle::open(out)
+}

@@ -4,7 +4,7 @@
 mod create;
 mod manifest;
 
-pub use create::{init_from_backbone, write_bundle, InitOptions, OutputPreset};
+pub use create::{init_from_backbone, write_bundle, write_bundle_files, InitOptions, OutputPreset};
 pub use manifest::{
     Architecture, Manifest, Normalization, Provenance, TextFormat, FORMAT_NAME, FORMAT_VERSION,
 };

@@ -1,6 +1,8 @@
 //! The `rewardkit` command line. The binary's `main` only calls [`main`].
 
+mod eval;
 mod score;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +17,7 @@ use crate::model::Pooling;
 #[command(
     name = "rewardkit",
     version,
-    about = "Embedded reward models: make, inspect and score reward-model bundles"
+    about = "Embedded reward models: make, train, evaluate and score reward-model bundles"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -50,6 +52,10 @@ enum Command {
     },
     /// Score (prompt, response) pairs.
     Score(score::ScoreArgs),
+    /// Train a reward model from a recipe.
+    Train(train::TrainArgs),
+    /// Evaluate a bundle on preference pairs (strict r_chosen > r_rejected).
+    Eval(eval::EvalArgs),
     /// Show a bundle's manifest.
     Info {
         /// The bundle directory.
@@ -118,6 +124,8 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Score(args) => score::run(args),
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Info { model } => {
             let bundle = crate::bundle::Bundle::open(&model)?;
             println!("{}", bundle.manifest().to_json());

@@ -126,13 +126,15 @@ impl Scorer {
         let dims = runner.output_dims(out_idx).unwrap_or(&[]);
         match dims {
             [_, Some(n)] if *n as usize == manifest.outputs.len() => {}
-            [_, Some(n)] => return Err(Error::bundle(
-                bundle.dir(),
-                format!(
+            [_, Some(n)] => {
+                return Err(Error::bundle(
+                    bundle.dir(),
+                    format!(
                     "model.onnx outputs {n} scores per pair but rewardkit.json names {} outputs",
                     manifest.outputs.len()
                 ),
-            )),
+                ))
+            }
             _ => {
                 return Err(Error::bundle(
                     bundle.dir(),
@@ -255,20 +257,14 @@ impl Scorer {
     fn run(&self, pairs: &[&EncodedPair]) -> Result<Array2<f32>> {
         let batch = pad_batch(pairs, self.tokenizer.pad_id());
         let mut inputs = vec![
-            TensorInput {
-                name: crate::model::bert::INPUT_IDS,
-                value: batch.input_ids,
-            },
-            TensorInput {
-                name: crate::model::bert::ATTENTION_MASK,
-                value: batch.attention_mask,
-            },
+            TensorInput::new(crate::model::bert::INPUT_IDS, batch.input_ids),
+            TensorInput::new(crate::model::bert::ATTENTION_MASK, batch.attention_mask),
         ];
         if self.uses_token_types {
-            inputs.push(TensorInput {
-                name: crate::model::bert::TOKEN_TYPE_IDS,
-                value: batch.token_type_ids,
-            });
+            inputs.push(TensorInput::new(
+                crate::model::bert::TOKEN_TYPE_IDS,
+                batch.token_type_ids,
+            ));
         }
         let out = self.runner.run(inputs, &[SCORES])?;
         let scores = out

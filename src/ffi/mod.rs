@@ -12,10 +12,12 @@
 
 mod error;
 mod scorer;
+mod trainer;
 mod util;
 
 pub use error::*;
 pub use scorer::*;
+pub use trainer::*;
 
 use std::ffi::c_char;
 

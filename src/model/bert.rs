@@ -39,6 +39,8 @@ struct Ctx<'a> {
     g: GraphBuilder,
     w: &'a mut Weights,
     prefix: &'static str,
+    /// Names of the weight initializers added, in order.
+    params: Vec<String>,
 }
 
 impl Ctx<'_> {
@@ -51,6 +53,7 @@ impl Ctx<'_> {
             candidates.push(n.to_string());
         }
         let (_, w) = self.w.take(&candidates, shape)?;
+        self.params.push(name.to_string());
         Ok(self.g.initializer(tensor_f32(name, &dims(&w), &w.data)))
     }
 
@@ -136,6 +139,17 @@ pub fn build_reward_model(
     head: &RewardHead,
     opts: BuildOptions,
 ) -> Result<ModelProto> {
+    Ok(build_reward_model_graph(cfg, weights, head, opts)?.0)
+}
+
+/// Like [`build_reward_model`], also returning the names of the weight
+/// initializers (backbone and head) in the order they were added.
+pub fn build_reward_model_graph(
+    cfg: &BertConfig,
+    weights: &mut Weights,
+    head: &RewardHead,
+    opts: BuildOptions,
+) -> Result<(ModelProto, Vec<String>)> {
     let prefix = if weights.names().any(|n| n.starts_with("bert.")) {
         "bert."
     } else {
@@ -145,6 +159,7 @@ pub fn build_reward_model(
         g: GraphBuilder::new(),
         w: weights,
         prefix,
+        params: Vec::new(),
     };
     let h = cfg.hidden_size;
     let nh = cfg.num_attention_heads as i64;
@@ -313,6 +328,8 @@ pub fn build_reward_model(
         &[n_out as i64],
         &head.bias,
     ));
+    cx.params.push(super::head::HEAD_WEIGHT.to_string());
+    cx.params.push(super::head::HEAD_BIAS.to_string());
     let hwt =
         cx.g.op("Transpose", &[&hw], vec![("perm", Attr::Ints(vec![1, 0]))]);
     let y = cx.g.op("MatMul", &[&pooled, &hwt], vec![]);
@@ -333,6 +350,11 @@ pub fn build_reward_model(
             &["batch".into(), Dim::Fixed(h as i64)],
         );
     }
+    let params = std::mem::take(&mut cx.params);
     let graph = cx.g.build("rewardkit_bert_reward_model");
-    Ok(model(graph, "BERT-family reward model built by rewardkit"))
+    cx.params = params;
+    Ok((
+        model(graph, "BERT-family reward model built by rewardkit"),
+        cx.params,
+    ))
 }

@@ -155,6 +155,108 @@ impl GraphBuilder {
         Self::default()
     }
 
+    /// Continue building on an existing graph: its values, initializers,
+    /// inputs and outputs are kept and their names reserved.
+    pub fn from_graph(graph: GraphProto) -> Self {
+        let mut names = HashSet::new();
+        for n in &graph.node {
+            names.extend(n.input.iter().cloned());
+            names.extend(n.output.iter().cloned());
+        }
+        names.extend(graph.initializer.iter().map(|t| t.name().to_string()));
+        names.extend(graph.input.iter().map(|v| v.name().to_string()));
+        names.extend(graph.output.iter().map(|v| v.name().to_string()));
+        GraphBuilder {
+            nodes: graph.node,
+            initializers: graph.initializer,
+            inputs: graph.input,
+            outputs: graph.output,
+            names,
+            counter: 0,
+            scope: String::new(),
+        }
+    }
+
+    /// A copy of the graph so far for analysis (large initializers are
+    /// copied without their data: only names, types and dims).
+    pub fn snapshot(&self) -> GraphProto {
+        let initializer = self
+            .initializers
+            .iter()
+            .map(|t| {
+                if t.raw_data.as_ref().is_some_and(|r| r.len() > 1024) {
+                    TensorProto {
+                        name: t.name.clone(),
+                        dims: t.dims.clone(),
+                        data_type: t.data_type,
+                        ..Default::default()
+                    }
+                } else {
+                    t.clone()
+                }
+            })
+            .collect();
+        GraphProto {
+            node: self.nodes.clone(),
+            name: None,
+            initializer,
+            doc_string: None,
+            input: self.inputs.clone(),
+            output: self.outputs.clone(),
+            value_info: vec![],
+        }
+    }
+
+    /// A full copy of the graph so far, initializers included.
+    pub fn snapshot_full(&self) -> GraphProto {
+        GraphProto {
+            node: self.nodes.clone(),
+            name: Some("graph".into()),
+            initializer: self.initializers.clone(),
+            doc_string: None,
+            input: self.inputs.clone(),
+            output: self.outputs.clone(),
+            value_info: vec![],
+        }
+    }
+
+    /// Nodes added so far.
+    pub fn nodes(&self) -> &[NodeProto] {
+        &self.nodes
+    }
+
+    /// Mutable access to the nodes (to add optional outputs to forward nodes).
+    pub fn nodes_mut(&mut self) -> &mut Vec<NodeProto> {
+        &mut self.nodes
+    }
+
+    /// Take an initializer out of the graph (to make it a graph input instead).
+    pub fn take_initializer(&mut self, name: &str) -> Option<TensorProto> {
+        let pos = self.initializers.iter().position(|t| t.name() == name)?;
+        Some(self.initializers.remove(pos))
+    }
+
+    /// Initializers so far.
+    pub fn initializers(&self) -> &[TensorProto] {
+        &self.initializers
+    }
+
+    /// Declare an existing value (for example a former initializer) as a graph input.
+    pub fn declare_input(&mut self, name: &str, elem_type: i32, dims: &[Dim]) {
+        self.names.insert(name.to_string());
+        self.inputs.push(value_info(name, elem_type, dims));
+    }
+
+    /// Declare an existing value as a graph output under its own name.
+    pub fn declare_output(&mut self, name: &str, elem_type: i32, dims: &[Dim]) {
+        self.outputs.push(value_info(name, elem_type, dims));
+    }
+
+    /// Remove every declared graph output.
+    pub fn clear_outputs(&mut self) {
+        self.outputs.clear();
+    }
+
     /// Set the scope used to prefix generated names; returns the previous one.
     pub fn set_scope(&mut self, scope: &str) -> String {
         std::mem::replace(&mut self.scope, scope.to_string())

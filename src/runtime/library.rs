@@ -52,6 +52,18 @@ pub fn ort_library_candidates() -> Vec<PathBuf> {
     out
 }
 
+/// ORT's log level: `$REWARDKIT_ORT_LOG` (verbose, info, warning, error), else fatal only.
+fn ort_log_level() -> ort::logging::LogLevel {
+    use ort::logging::LogLevel;
+    match std::env::var("REWARDKIT_ORT_LOG").as_deref() {
+        Ok("verbose") => LogLevel::Verbose,
+        Ok("info") => LogLevel::Info,
+        Ok("warning") => LogLevel::Warning,
+        Ok("error") => LogLevel::Error,
+        _ => LogLevel::Fatal,
+    }
+}
+
 static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, Vec<String>>> =
     OnceLock::new();
 
@@ -73,7 +85,12 @@ pub fn environment() -> Result<&'static ort::environment::Environment> {
             }
             match ort::init_from(&candidate) {
                 Ok(builder) => match builder.with_name("rewardkit").with_telemetry(false).build() {
-                    Ok(env) => return Ok(env),
+                    Ok(env) => {
+                        // Errors reach callers as rewardkit errors; ORT's own
+                        // log would print them a second time.
+                        env.set_log_level(ort_log_level());
+                        return Ok(env);
+                    }
                     Err(e) => tried.push(format!(
                         "  {}: loaded, but creating the environment failed: {e}",
                         candidate.display()

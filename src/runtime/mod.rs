@@ -5,6 +5,8 @@
 
 mod library;
 mod session;
+mod train;
 
 pub use library::{environment, ort_library_candidates, ORT_LIB_ENV, ORT_VERSION};
-pub use session::{Device, ModelRunner, RunnerOptions, TensorInput};
+pub use session::{Device, ModelRunner, RunnerOptions, TensorData, TensorInput};
+pub use train::{ParamInit, StepOutputs, TrainingEngine, TrainingSpec};

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex};
 
-use ndarray::{Array2, ArrayD};
+use ndarray::ArrayD;
 use ort::session::{builder::GraphOptimizationLevel, Session};
 use ort::value::Tensor;
 
@@ -40,10 +40,38 @@ impl Default for RunnerOptions {
     }
 }
 
-/// One named int64 input.
+/// The values of one input tensor.
+#[derive(Debug, Clone)]
+pub enum TensorData {
+    F32(ArrayD<f32>),
+    I64(ArrayD<i64>),
+}
+
+impl<D: ndarray::Dimension> From<ndarray::Array<i64, D>> for TensorData {
+    fn from(a: ndarray::Array<i64, D>) -> Self {
+        TensorData::I64(a.into_dyn())
+    }
+}
+
+impl<D: ndarray::Dimension> From<ndarray::Array<f32, D>> for TensorData {
+    fn from(a: ndarray::Array<f32, D>) -> Self {
+        TensorData::F32(a.into_dyn())
+    }
+}
+
+/// One named input.
 pub struct TensorInput<'a> {
     pub name: &'a str,
-    pub value: Array2<i64>,
+    pub value: TensorData,
+}
+
+impl<'a> TensorInput<'a> {
+    pub fn new(name: &'a str, value: impl Into<TensorData>) -> Self {
+        TensorInput {
+            name,
+            value: value.into(),
+        }
+    }
 }
 
 struct Pool {
@@ -192,11 +220,15 @@ impl ModelRunner {
         self.freed.notify_one();
     }
 
-    /// Run the model on int64 inputs and return the named float outputs.
+    /// Run the model and return the named float outputs.
     pub fn run(&self, inputs: Vec<TensorInput<'_>>, outputs: &[&str]) -> Result<Vec<ArrayD<f32>>> {
-        let mut values = Vec::with_capacity(inputs.len());
+        let mut values: Vec<(String, ort::value::DynValue)> = Vec::with_capacity(inputs.len());
         for input in inputs {
-            values.push((input.name.to_string(), Tensor::from_array(input.value)?));
+            let v = match input.value {
+                TensorData::F32(a) => Tensor::from_array(a)?.into_dyn(),
+                TensorData::I64(a) => Tensor::from_array(a)?.into_dyn(),
+            };
+            values.push((input.name.to_string(), v));
         }
         let mut session = self.checkout()?;
         let result = (|| {

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use rewardkit::bundle::{init_from_backbone, InitOptions, OutputPreset};
 use rewardkit::testing::{write_tiny_bert, TinyBert};
 
+pub mod gradcheck;
+
 pub fn tiny_backbone(dir: &Path) -> PathBuf {
     let p = dir.join("tiny");
     write_tiny_bert(&p, TinyBert::default()).expect("tiny backbone");

@@ -1,0 +1,76 @@
+//! Normalisation.
+
+use super::super::{Emit, NodeView};
+use super::dy;
+use crate::error::{Error, Result};
+use crate::onnx::shape::{attr_int, norm_axis};
+
+/// LayerNormalization over axes `[axis, rank)`, using the forward pass's
+/// mean and inverse standard deviation (outputs 1 and 2, which the autodiff
+/// adds to forward nodes). With x̂ = (x − μ)·σ⁻¹ and g = dy·γ:
+/// dx = σ⁻¹ · (g − mean(g) − x̂ · mean(g · x̂)); dγ = Σ dy·x̂; dβ = Σ dy.
+pub fn layer_norm(
+    e: &mut Emit<'_>,
+    n: &NodeView<'_>,
+    dys: &[Option<String>],
+) -> Result<Vec<Option<String>>> {
+    let g = dy(dys)?;
+    let x = n.input(0);
+    let (mean, inv_std) = (n.output(1), n.output(2));
+    if mean.is_empty() || inv_std.is_empty() {
+        return Err(Error::Internal(
+            "LayerNormalization without its mean/inv_std outputs".into(),
+        ));
+    }
+    let rank = e.rank(x)?;
+    let ax = norm_axis(attr_int(n.node, "axis", -1), rank)
+        .ok_or_else(|| Error::InvalidArgument("bad LayerNormalization axis".into()))?;
+    let norm_axes: Vec<i64> = (ax as i64..rank as i64).collect();
+    let lead_axes: Vec<i64> = (0..ax as i64).collect();
+    let centered = e.sub(x, mean);
+    let xhat = e.mul(&centered, inv_std);
+
+    let dx = if n.needs(0) {
+        let gg = e.mul(g, n.input(1));
+        // Mean over the normalised axes = sum / count; count from the static shape.
+        let count: i64 = e.shape(x)?.dims[ax..]
+            .iter()
+            .map(|d| d.known())
+            .product::<Option<i64>>()
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!("the normalised dims of {x} must be known"))
+            })?;
+        let inv_count = e.f32(1.0 / count as f32);
+        let s1 = e.reduce_sum(&gg, &norm_axes, true);
+        let m1 = e.mul(&s1, &inv_count);
+        let gx = e.mul(&gg, &xhat);
+        let s2 = e.reduce_sum(&gx, &norm_axes, true);
+        let m2 = e.mul(&s2, &inv_count);
+        let t = e.sub(&gg, &m1);
+        let u = e.mul(&xhat, &m2);
+        let v = e.sub(&t, &u);
+        Some(e.mul(&v, inv_std))
+    } else {
+        None
+    };
+    let dgamma = if n.needs(1) {
+        let t = e.mul(g, &xhat);
+        Some(if lead_axes.is_empty() {
+            t
+        } else {
+            e.reduce_sum(&t, &lead_axes, false)
+        })
+    } else {
+        None
+    };
+    let dbeta = if n.needs(2) {
+        Some(if lead_axes.is_empty() {
+            g.to_string()
+        } else {
+            e.reduce_sum(g, &lead_axes, false)
+        })
+    } else {
+        None
+    };
+    Ok(vec![dx, dgamma, dbeta])
+}

@@ -1,0 +1,211 @@
+//! AdamW (decoupled weight decay, bias correction) and plain SGD.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::onnx::builder::{model, Attr, Dim};
+use crate::onnx::proto::data_type::FLOAT;
+use crate::onnx::{GraphBuilder, ModelProto};
+
+/// Scalar input: the learning rate of this step.
+pub const LR: &str = "lr";
+/// Scalar input: `lr / (1 − β1^t)` (AdamW's bias-corrected step size).
+pub const STEP_SIZE: &str = "step_size";
+/// Scalar input: `1 / √(1 − β2^t)`.
+pub const INV_SQRT_BC2: &str = "inv_sqrt_bc2";
+/// Scalar output: the global gradient norm before clipping.
+pub const GRAD_NORM: &str = "grad_norm";
+
+/// The update rule.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// AdamW as in PyTorch: `p ← p·(1 − lr·wd)`, then the Adam step.
+    Adamw {
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+    },
+    /// `p ← p − lr·g`.
+    Sgd,
+}
+
+impl OptimizerKind {
+    /// Optimizer state tensors per parameter.
+    pub fn state_names(&self) -> &'static [&'static str] {
+        match self {
+            OptimizerKind::Adamw { .. } => &["exp_avg", "exp_avg_sq"],
+            OptimizerKind::Sgd => &[],
+        }
+    }
+}
+
+/// One trained parameter.
+#[derive(Debug, Clone)]
+pub struct ParamSpec {
+    pub name: String,
+    pub dims: Vec<i64>,
+    /// Whether weight decay applies (matrices and embeddings, not biases or norms).
+    pub decay: bool,
+}
+
+/// Value names of the optimizer graph.
+#[derive(Debug, Clone)]
+pub struct OptimizerGraph {
+    pub model: ModelProto,
+    /// Per parameter: (param input, grad input, state inputs, new param output, new state outputs).
+    pub slots: Vec<Slot>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub param: String,
+    pub grad: String,
+    pub state: Vec<String>,
+    pub new_param: String,
+    pub new_state: Vec<String>,
+}
+
+/// Build the update graph for `params`. `clip` is the max global gradient norm.
+pub fn build_optimizer_graph(
+    params: &[ParamSpec],
+    kind: OptimizerKind,
+    clip: Option<f32>,
+) -> Result<OptimizerGraph> {
+    if params.is_empty() {
+        return Err(Error::InvalidArgument(
+            "nothing to train: no parameters".into(),
+        ));
+    }
+    let mut g = GraphBuilder::new();
+    let lr = g.input(LR, FLOAT, &[]);
+    let (step_size, inv_sqrt_bc2) = match kind {
+        OptimizerKind::Adamw { .. } => (
+            Some(g.input(STEP_SIZE, FLOAT, &[])),
+            Some(g.input(INV_SQRT_BC2, FLOAT, &[])),
+        ),
+        OptimizerKind::Sgd => (None, None),
+    };
+    let mut slots = Vec::with_capacity(params.len());
+    for p in params {
+        let dims: Vec<Dim> = p.dims.iter().map(|&d| Dim::Fixed(d)).collect();
+        let param = g.input(&format!("param/{}", p.name), FLOAT, &dims);
+        let grad = g.input(&format!("grad/{}", p.name), FLOAT, &dims);
+        let state: Vec<String> = kind
+            .state_names()
+            .iter()
+            .map(|s| g.input(&format!("{s}/{}", p.name), FLOAT, &dims))
+            .collect();
+        slots.push(Slot {
+            param,
+            grad,
+            new_param: format!("new_param/{}", p.name),
+            new_state: kind
+                .state_names()
+                .iter()
+                .map(|s| format!("new_{s}/{}", p.name))
+                .collect(),
+            state,
+        });
+    }
+    // Global norm over all gradients, and the clipping factor.
+    let sq: Vec<String> = slots
+        .iter()
+        .map(|s| {
+            g.op(
+                "ReduceSumSquare",
+                &[&s.grad],
+                vec![("keepdims", Attr::Int(0))],
+            )
+        })
+        .collect();
+    let refs: Vec<&str> = sq.iter().map(String::as_str).collect();
+    let total = if refs.len() == 1 {
+        refs[0].to_string()
+    } else {
+        g.op("Sum", &refs, vec![])
+    };
+    let norm = g.op("Sqrt", &[&total], vec![]);
+    g.output(&norm, GRAD_NORM, FLOAT, &[]);
+    let coef = match clip {
+        Some(max_norm) => {
+            if !(max_norm > 0.0) {
+                return Err(Error::InvalidArgument(format!(
+                    "gradient clip {max_norm} must be positive"
+                )));
+            }
+            let tiny = g.const_f32("eps", 1e-6);
+            let max = g.const_f32("max_norm", max_norm);
+            let one = g.const_f32("one", 1.0);
+            let denom = g.op("Add", &[&norm, &tiny], vec![]);
+            let c = g.op("Div", &[&max, &denom], vec![]);
+            Some(g.op("Min", &[&c, &one], vec![]))
+        }
+        None => None,
+    };
+    for (slot, p) in slots.iter().zip(params) {
+        g.set_scope(&p.name);
+        let grad = match &coef {
+            Some(c) => g.op("Mul", &[&slot.grad, c], vec![]),
+            None => slot.grad.clone(),
+        };
+        let dims: Vec<Dim> = p.dims.iter().map(|&d| Dim::Fixed(d)).collect();
+        match kind {
+            OptimizerKind::Sgd => {
+                let step = g.op("Mul", &[&grad, &lr], vec![]);
+                let new = g.op("Sub", &[&slot.param, &step], vec![]);
+                g.output(&new, &slot.new_param, FLOAT, &dims);
+            }
+            OptimizerKind::Adamw {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                let (step_size, inv_sqrt_bc2) = (
+                    step_size.as_deref().unwrap_or(""),
+                    inv_sqrt_bc2.as_deref().unwrap_or(""),
+                );
+                let b1 = g.const_f32("beta1", beta1);
+                let ob1 = g.const_f32("one_minus_beta1", 1.0 - beta1);
+                let b2 = g.const_f32("beta2", beta2);
+                let ob2 = g.const_f32("one_minus_beta2", 1.0 - beta2);
+                let m_old = g.op("Mul", &[&slot.state[0], &b1], vec![]);
+                let m_new = g.op("Mul", &[&grad, &ob1], vec![]);
+                let m = g.op("Add", &[&m_old, &m_new], vec![]);
+                let g2 = g.op("Mul", &[&grad, &grad], vec![]);
+                let v_old = g.op("Mul", &[&slot.state[1], &b2], vec![]);
+                let v_new = g.op("Mul", &[&g2, &ob2], vec![]);
+                let v = g.op("Add", &[&v_old, &v_new], vec![]);
+                let decayed = if p.decay && weight_decay != 0.0 {
+                    let wd = g.const_f32("weight_decay", weight_decay);
+                    let lr_wd = g.op("Mul", &[&lr, &wd], vec![]);
+                    let one = g.const_f32("one", 1.0);
+                    let keep = g.op("Sub", &[&one, &lr_wd], vec![]);
+                    g.op("Mul", &[&slot.param, &keep], vec![])
+                } else {
+                    slot.param.clone()
+                };
+                let sv = g.op("Sqrt", &[&v], vec![]);
+                let sv = g.op("Mul", &[&sv, inv_sqrt_bc2], vec![]);
+                let e = g.const_f32("eps", eps);
+                let denom = g.op("Add", &[&sv, &e], vec![]);
+                let ratio = g.op("Div", &[&m, &denom], vec![]);
+                let step = g.op("Mul", &[&ratio, step_size], vec![]);
+                let new = g.op("Sub", &[&decayed, &step], vec![]);
+                g.output(&new, &slot.new_param, FLOAT, &dims);
+                g.output(&m, &slot.new_state[0], FLOAT, &dims);
+                g.output(&v, &slot.new_state[1], FLOAT, &dims);
+            }
+        }
+    }
+    g.set_scope("");
+    Ok(OptimizerGraph {
+        model: model(
+            g.build("rewardkit_optimizer"),
+            "optimizer step built by rewardkit",
+        ),
+        slots,
+    })
+}

@@ -1,0 +1,14 @@
+//! Optimizers as ONNX graphs, and learning-rate schedules.
+//!
+//! The optimizer graph takes every parameter, its gradient and its state,
+//! plus per-step scalars, and returns the updated parameters and state. It
+//! clips gradients by their global norm first when asked.
+
+mod adamw;
+mod schedule;
+
+pub use adamw::{
+    build_optimizer_graph, OptimizerGraph, OptimizerKind, ParamSpec, GRAD_NORM, INV_SQRT_BC2, LR,
+    STEP_SIZE,
+};
+pub use schedule::{Schedule, ScheduleKind};

@@ -1,0 +1,416 @@
+//! The training engine's use of ONNX Runtime: one session for the training
+//! step (forward, loss, backward), one for the optimizer update, and one for
+//! evaluation. Parameters and optimizer state live in ORT-allocated tensors
+//! in two sets that swap roles every step (the optimizer reads set A and
+//! writes set B, then B is current), all bound once with IoBinding, so no
+//! parameter passes through Rust memory during training.
+
+use std::path::PathBuf;
+
+use ndarray::ArrayD;
+use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+use ort::session::{builder::GraphOptimizationLevel, IoBinding, Session};
+use ort::value::Tensor;
+
+use super::library::environment;
+use super::session::{RunnerOptions, TensorData, TensorInput};
+use crate::error::{Error, Result};
+
+/// A parameter and its starting value.
+#[derive(Debug, Clone)]
+pub struct ParamInit {
+    pub name: String,
+    pub dims: Vec<i64>,
+    pub values: Vec<f32>,
+}
+
+/// The graphs and buffers of a training run.
+#[derive(Debug, Clone)]
+pub struct TrainingSpec {
+    /// Inputs: each parameter by its name, plus the batch. Outputs: the
+    /// values to fetch, and `grad/<name>` for every parameter.
+    pub train_model: PathBuf,
+    /// Inputs `param/<name>`, `grad/<name>`, `<state>/<name>` and scalars;
+    /// outputs `new_param/<name>`, `new_<state>/<name>` and `grad_norm`.
+    pub optim_model: PathBuf,
+    /// Like the training graph without the backward pass (no grad outputs).
+    pub eval_model: PathBuf,
+    pub params: Vec<ParamInit>,
+    /// Optimizer state kinds (`exp_avg`, `exp_avg_sq`); each starts at zero.
+    pub state_kinds: Vec<String>,
+    /// Scalar inputs of the optimizer graph, fed per step.
+    pub scalars: Vec<String>,
+    pub options: RunnerOptions,
+}
+
+/// What one step returns.
+#[derive(Debug, Clone)]
+pub struct StepOutputs {
+    /// The fetched outputs of the training graph, in the order asked.
+    pub fetched: Vec<ArrayD<f32>>,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f32,
+}
+
+fn session(path: &std::path::Path, options: &RunnerOptions) -> Result<Session> {
+    let env = environment()?;
+    let mut b = Session::builder(env)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| Error::Runtime(e.to_string()))?;
+    if options.threads > 0 {
+        b = b
+            .with_intra_threads(options.threads)
+            .map_err(|e| Error::Runtime(e.to_string()))?;
+    }
+    // Developer aid: ORT's own per-node profile, as JSON in this folder.
+    if let Some(dir) = std::env::var_os("REWARDKIT_ORT_PROFILE") {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("session");
+        b = b
+            .with_profiling(std::path::Path::new(&dir).join(stem))
+            .map_err(|e| Error::Runtime(e.to_string()))?;
+    }
+    b.commit_from_file(path).map_err(|e| {
+        Error::model(
+            path.display().to_string(),
+            format!("ONNX Runtime cannot load it: {e}"),
+        )
+    })
+}
+
+fn cpu_info() -> Result<MemoryInfo<'static>> {
+    Ok(MemoryInfo::new(
+        AllocationDevice::CPU,
+        0,
+        AllocatorType::Device,
+        MemoryType::Default,
+    )?)
+}
+
+/// Bind a batch and fresh dynamic outputs, run, and copy out `fetch`.
+fn run_bound(
+    session: &mut Session,
+    binding: &mut IoBinding,
+    batch: Vec<TensorInput<'_>>,
+    dynamic: &[String],
+    cpu: &MemoryInfo<'static>,
+    fetch: &[&str],
+    what: &str,
+) -> Result<Vec<ArrayD<f32>>> {
+    for input in batch {
+        match input.value {
+            TensorData::F32(a) => binding.bind_input(input.name, &Tensor::from_array(a)?)?,
+            TensorData::I64(a) => binding.bind_input(input.name, &Tensor::from_array(a)?)?,
+        }
+    }
+    // Outputs whose shape depends on the batch are rebound every run, so ONNX
+    // Runtime allocates them at this run's shape.
+    for name in dynamic {
+        binding.bind_output_to_device(name.as_str(), cpu)?;
+    }
+    let out = session.run_binding(binding)?;
+    fetch
+        .iter()
+        .map(|name| {
+            let v = out
+                .get(*name)
+                .ok_or_else(|| Error::Internal(format!("{what} graph has no output {name}")))?;
+            Ok(v.try_extract_array::<f32>()?.to_owned())
+        })
+        .collect()
+}
+
+/// A running training job's ORT side.
+pub struct TrainingEngine {
+    train: Session,
+    optim: Session,
+    eval: Session,
+    names: Vec<String>,
+    /// `params[set][i]`.
+    params: [Vec<Tensor<f32>>; 2],
+    /// Gradient buffers, written by the training graph.
+    grads: Vec<Tensor<f32>>,
+    /// `states[set][kind][i]`.
+    states: [Vec<Vec<Tensor<f32>>>; 2],
+    scalars: Vec<(String, Tensor<f32>)>,
+    train_bind: [IoBinding; 2],
+    optim_bind: [IoBinding; 2],
+    eval_bind: [IoBinding; 2],
+    cur: usize,
+    state_kinds: Vec<String>,
+    /// Outputs with run-dependent shapes (losses, rewards), rebound before
+    /// every run so ONNX Runtime allocates them at the run's shape.
+    train_dynamic: Vec<String>,
+    eval_dynamic: Vec<String>,
+    cpu: MemoryInfo<'static>,
+}
+
+impl std::fmt::Debug for TrainingEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainingEngine")
+            .field("params", &self.names.len())
+            .field("current_set", &self.cur)
+            .finish()
+    }
+}
+
+fn alloc(session: &Session, dims: &[i64], values: Option<&[f32]>) -> Result<Tensor<f32>> {
+    let mut t = Tensor::<f32>::new(session.allocator(), dims.to_vec())?;
+    let (_, data) = t.extract_tensor_mut();
+    match values {
+        Some(v) if v.len() == data.len() => data.copy_from_slice(v),
+        Some(v) => {
+            return Err(Error::Internal(format!(
+                "{} values for a tensor of {} elements",
+                v.len(),
+                data.len()
+            )))
+        }
+        None => data.fill(0.0),
+    }
+    Ok(t)
+}
+
+impl TrainingEngine {
+    /// Load the three graphs and allocate parameters, gradients and state.
+    pub fn new(spec: &TrainingSpec) -> Result<Self> {
+        let mut train = session(&spec.train_model, &spec.options)?;
+        let optim = session(&spec.optim_model, &spec.options)?;
+        let eval = session(&spec.eval_model, &spec.options)?;
+        let cpu = cpu_info()?;
+        let n = spec.params.len();
+        let mut params: [Vec<Tensor<f32>>; 2] = [Vec::with_capacity(n), Vec::with_capacity(n)];
+        let mut states: [Vec<Vec<Tensor<f32>>>; 2] = [Vec::new(), Vec::new()];
+        let mut grads = Vec::with_capacity(n);
+        for p in &spec.params {
+            params[0].push(alloc(&train, &p.dims, Some(&p.values))?);
+            params[1].push(alloc(&train, &p.dims, Some(&p.values))?);
+            grads.push(alloc(&train, &p.dims, None)?);
+        }
+        for set in states.iter_mut() {
+            for _ in &spec.state_kinds {
+                set.push(
+                    spec.params
+                        .iter()
+                        .map(|p| alloc(&train, &p.dims, None))
+                        .collect::<Result<Vec<_>>>()?,
+                );
+            }
+        }
+        let mut scalars = Vec::new();
+        for s in &spec.scalars {
+            scalars.push((s.clone(), alloc(&train, &[], Some(&[0.0]))?));
+        }
+        let fetch_names: Vec<String> = train
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .filter(|n| !n.starts_with("grad/"))
+            .collect();
+        let eval_outputs: Vec<String> = eval
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+
+        let mut train_bind = [train.create_binding()?, train.create_binding()?];
+        let mut optim_bind = [optim.create_binding()?, optim.create_binding()?];
+        let mut eval_bind = [eval.create_binding()?, eval.create_binding()?];
+        for set in 0..2 {
+            let other = 1 - set;
+            for (i, p) in spec.params.iter().enumerate() {
+                train_bind[set].bind_input(p.name.as_str(), &params[set][i])?;
+                train_bind[set].bind_output(format!("grad/{}", p.name), &mut grads[i])?;
+                eval_bind[set].bind_input(p.name.as_str(), &params[set][i])?;
+                optim_bind[set].bind_input(format!("param/{}", p.name), &params[set][i])?;
+                optim_bind[set].bind_input(format!("grad/{}", p.name), &grads[i])?;
+                optim_bind[set]
+                    .bind_output(format!("new_param/{}", p.name), &mut params[other][i])?;
+                for (k, kind) in spec.state_kinds.iter().enumerate() {
+                    optim_bind[set].bind_input(format!("{kind}/{}", p.name), &states[set][k][i])?;
+                    optim_bind[set]
+                        .bind_output(format!("new_{kind}/{}", p.name), &mut states[other][k][i])?;
+                }
+            }
+            for (name, t) in &scalars {
+                optim_bind[set].bind_input(name.as_str(), t)?;
+            }
+            for name in &fetch_names {
+                train_bind[set].bind_output_to_device(name.as_str(), &cpu)?;
+            }
+            for name in &eval_outputs {
+                eval_bind[set].bind_output_to_device(name.as_str(), &cpu)?;
+            }
+            optim_bind[set].bind_output_to_device(crate::optim::GRAD_NORM, &cpu)?;
+        }
+        // Keep `train` mutable only for binding creation above.
+        let _ = &mut train;
+        Ok(TrainingEngine {
+            train,
+            optim,
+            eval,
+            names: spec.params.iter().map(|p| p.name.clone()).collect(),
+            grads,
+            params,
+            states,
+            scalars,
+            train_bind,
+            optim_bind,
+            eval_bind,
+            cur: 0,
+            state_kinds: spec.state_kinds.clone(),
+            train_dynamic: fetch_names,
+            eval_dynamic: eval_outputs,
+            cpu,
+        })
+    }
+
+    /// Run the training graph on `batch` and return `fetch` outputs without
+    /// updating anything (gradients land in the gradient buffers).
+    pub fn forward_backward(
+        &mut self,
+        batch: Vec<TensorInput<'_>>,
+        fetch: &[&str],
+    ) -> Result<Vec<ArrayD<f32>>> {
+        let binding = &mut self.train_bind[self.cur];
+        run_bound(
+            &mut self.train,
+            binding,
+            batch,
+            &self.train_dynamic,
+            &self.cpu,
+            fetch,
+            "training",
+        )
+    }
+
+    /// Apply the optimizer with the gradients of the last `forward_backward`,
+    /// feeding the given scalars; swaps the current parameter set.
+    pub fn apply_update(&mut self, scalars: &[(&str, f32)]) -> Result<f32> {
+        for (name, value) in scalars {
+            let t = self
+                .scalars
+                .iter_mut()
+                .find(|(n, _)| n == name)
+                .ok_or_else(|| {
+                    Error::Internal(format!("optimizer graph has no scalar input {name}"))
+                })?;
+            t.1.extract_tensor_mut().1[0] = *value;
+        }
+        let out = self.optim.run_binding(&self.optim_bind[self.cur])?;
+        let norm = out
+            .get(crate::optim::GRAD_NORM)
+            .ok_or_else(|| Error::Internal("optimizer graph has no grad_norm output".into()))?
+            .try_extract_array::<f32>()?
+            .iter()
+            .next()
+            .copied()
+            .unwrap_or(f32::NAN);
+        self.cur = 1 - self.cur;
+        Ok(norm)
+    }
+
+    /// Run the evaluation graph with the current parameters.
+    pub fn evaluate(
+        &mut self,
+        batch: Vec<TensorInput<'_>>,
+        fetch: &[&str],
+    ) -> Result<Vec<ArrayD<f32>>> {
+        let binding = &mut self.eval_bind[self.cur];
+        run_bound(
+            &mut self.eval,
+            binding,
+            batch,
+            &self.eval_dynamic,
+            &self.cpu,
+            fetch,
+            "evaluation",
+        )
+    }
+
+    /// Copy the current parameters out (for checkpoints and bundles).
+    pub fn read_params(&self) -> Vec<(String, Vec<f32>)> {
+        self.names
+            .iter()
+            .cloned()
+            .zip(
+                self.params[self.cur]
+                    .iter()
+                    .map(|t| t.extract_tensor().1.to_vec()),
+            )
+            .collect()
+    }
+
+    /// Copy the gradients of the last `forward_backward` out.
+    pub fn read_grads(&self) -> Vec<(String, Vec<f32>)> {
+        self.names
+            .iter()
+            .cloned()
+            .zip(self.grads.iter().map(|t| t.extract_tensor().1.to_vec()))
+            .collect()
+    }
+
+    /// Copy the current optimizer state out: `(kind, param, values)`.
+    pub fn read_state(&self) -> Vec<(String, String, Vec<f32>)> {
+        let mut out = Vec::new();
+        for (k, kind) in self.state_kinds.iter().enumerate() {
+            for (i, name) in self.names.iter().enumerate() {
+                out.push((
+                    kind.clone(),
+                    name.clone(),
+                    self.states[self.cur][k][i].extract_tensor().1.to_vec(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// Overwrite the current parameters and state (resuming a checkpoint).
+    pub fn write_state(
+        &mut self,
+        params: &[(String, Vec<f32>)],
+        state: &[(String, String, Vec<f32>)],
+    ) -> Result<()> {
+        let cur = self.cur;
+        for (name, values) in params {
+            let i = self
+                .names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| Error::InvalidArgument(format!("unknown parameter {name}")))?;
+            let dst = self.params[cur][i].extract_tensor_mut().1;
+            if dst.len() != values.len() {
+                return Err(Error::InvalidArgument(format!(
+                    "parameter {name}: {} values, expected {}",
+                    values.len(),
+                    dst.len()
+                )));
+            }
+            dst.copy_from_slice(values);
+        }
+        for (kind, name, values) in state {
+            let k = self
+                .state_kinds
+                .iter()
+                .position(|s| s == kind)
+                .ok_or_else(|| Error::InvalidArgument(format!("unknown optimizer state {kind}")))?;
+            let i = self
+                .names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| Error::InvalidArgument(format!("unknown parameter {name}")))?;
+            let dst = self.states[cur][k][i].extract_tensor_mut().1;
+            if dst.len() != values.len() {
+                return Err(Error::InvalidArgument(format!(
+                    "state {kind}/{name}: {} values, expected {}",
+                    values.len(),
+                    dst.len()
+                )));
+            }
+            dst.copy_from_slice(values);
+        }
+        Ok(())
+    }
+}

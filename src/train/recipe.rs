@@ -1,0 +1,345 @@
+//! Training recipes: TOML files (see `training/recipes/`), with values
+//! overridable from the command line as `section.key=value`. An unknown key
+//! is an error naming it.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::Pooling;
+use crate::optim::ScheduleKind;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// A name recorded in the bundle's provenance.
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub model: ModelSection,
+    pub loss: LossSection,
+    pub optimizer: OptimizerSection,
+    #[serde(default)]
+    pub schedule: ScheduleSection,
+    #[serde(default)]
+    pub training: TrainingSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// `reward` or `helpsteer2` (used when starting from a backbone).
+    #[serde(default = "default_outputs")]
+    pub outputs: String,
+    /// Which output is the reward (default: the first).
+    #[serde(default)]
+    pub reward_output: Option<String>,
+    #[serde(default)]
+    pub pooling: Pooling,
+    /// Longest encoded pair in tokens.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// Seed of the fresh head (when starting from a backbone).
+    #[serde(default)]
+    pub head_seed: u64,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            outputs: default_outputs(),
+            reward_output: None,
+            pooling: Pooling::Mean,
+            max_length: default_max_length(),
+            head_seed: 0,
+        }
+    }
+}
+
+fn default_outputs() -> String {
+    "reward".into()
+}
+fn default_max_length() -> usize {
+    256
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    /// Bradley–Terry: −log σ(r_c − r_r).
+    Bt,
+    /// −log σ(r_c − r_r − m), m = margin_scale · strength.
+    MarginBt,
+    /// −|strength| · log σ(r_c − r_r).
+    ScaledBt,
+    /// Masked MSE over the outputs (ratings data).
+    Regression,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossSection {
+    pub kind: LossKind,
+    /// Reward-centering coefficient η (pairwise losses; 0 = off).
+    #[serde(default)]
+    pub centering: f32,
+    /// Margin per unit of strength (margin BT).
+    #[serde(default = "one")]
+    pub margin_scale: f32,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerName {
+    Adamw,
+    Sgd,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerSection {
+    #[serde(default = "adamw")]
+    pub name: OptimizerName,
+    pub lr: f64,
+    #[serde(default = "beta1")]
+    pub beta1: f32,
+    #[serde(default = "beta2")]
+    pub beta2: f32,
+    #[serde(default = "eps")]
+    pub eps: f32,
+    #[serde(default)]
+    pub weight_decay: f32,
+    /// Max global gradient norm (none = no clipping).
+    #[serde(default)]
+    pub clip: Option<f32>,
+}
+
+fn adamw() -> OptimizerName {
+    OptimizerName::Adamw
+}
+fn beta1() -> f32 {
+    0.9
+}
+fn beta2() -> f32 {
+    0.999
+}
+fn eps() -> f32 {
+    1e-8
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSection {
+    #[serde(default)]
+    pub kind: ScheduleKind,
+    #[serde(default)]
+    pub warmup_steps: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSection {
+    /// Pairs (or rated rows) per optimizer step.
+    #[serde(default = "batch")]
+    pub batch_size: usize,
+    #[serde(default = "epochs")]
+    pub epochs: u64,
+    /// Stop after this many steps (default: the epochs' worth).
+    #[serde(default)]
+    pub max_steps: Option<u64>,
+    /// Seed of the data order.
+    #[serde(default)]
+    pub seed: u64,
+    /// Shuffle each epoch (false keeps the file's order).
+    #[serde(default = "yes")]
+    pub shuffle: bool,
+    /// Evaluate on the eval data every N steps (and at the end).
+    #[serde(default)]
+    pub eval_every: Option<u64>,
+    /// Write a checkpoint every N steps (and at the end).
+    #[serde(default)]
+    pub checkpoint_every: Option<u64>,
+    /// Intra-op threads (0 = one per core).
+    #[serde(default)]
+    pub threads: usize,
+    /// Train only the reward head.
+    #[serde(default)]
+    pub head_only: bool,
+    /// Keep the embedding tables fixed.
+    #[serde(default)]
+    pub freeze_embeddings: bool,
+    /// Skip and count malformed data lines instead of stopping.
+    #[serde(default)]
+    pub skip_bad_lines: bool,
+}
+
+impl Default for TrainingSection {
+    fn default() -> Self {
+        TrainingSection {
+            batch_size: batch(),
+            epochs: epochs(),
+            max_steps: None,
+            seed: 0,
+            shuffle: true,
+            eval_every: None,
+            checkpoint_every: None,
+            threads: 0,
+            head_only: false,
+            freeze_embeddings: false,
+            skip_bad_lines: false,
+        }
+    }
+}
+
+fn batch() -> usize {
+    8
+}
+fn epochs() -> u64 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+/// Set `a.b.c = value` in a TOML table; `value` is parsed as TOML, or taken as a string.
+fn set_dotted(root: &mut toml::Table, key: &str, value: &str) -> Result<()> {
+    let parts: Vec<&str> = key.split('.').collect();
+    let (last, path) = parts
+        .split_last()
+        .ok_or_else(|| Error::InvalidArgument("empty override key".into()))?;
+    let mut table = root;
+    for p in path {
+        let entry = table
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| {
+            Error::InvalidArgument(format!("override {key}: {p} is not a section"))
+        })?;
+    }
+    let parsed: toml::Value = match format!("v = {value}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(value.into())),
+        Err(_) => toml::Value::String(value.to_string()),
+    };
+    table.insert(last.to_string(), parsed);
+    Ok(())
+}
+
+impl Recipe {
+    /// Parse recipe text, apply `key=value` overrides, and validate.
+    pub fn parse(text: &str, what: &str, overrides: &[String]) -> Result<Self> {
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e| Error::InvalidArgument(format!("{what}: not valid TOML: {e}")))?;
+        for o in overrides {
+            let (k, v) = o.split_once('=').ok_or_else(|| {
+                Error::InvalidArgument(format!("override {o:?} is not key=value"))
+            })?;
+            set_dotted(&mut table, k.trim(), v.trim())?;
+        }
+        let recipe: Recipe =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    Error::InvalidArgument(format!("{what}: {}", e.message()))
+                })?;
+        recipe.validate(what)?;
+        Ok(recipe)
+    }
+
+    /// Read a recipe file.
+    pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, &path.display().to_string(), overrides)
+    }
+
+    fn validate(&self, what: &str) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(format!("{what}: {m}")));
+        if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
+            return bad(format!(
+                "optimizer.lr {} must be positive",
+                self.optimizer.lr
+            ));
+        }
+        if self.training.batch_size == 0 {
+            return bad("training.batch_size must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.optimizer.beta1)
+            || !(0.0..1.0).contains(&self.optimizer.beta2)
+        {
+            return bad("optimizer betas must be in [0, 1)".into());
+        }
+        if let Some(c) = self.optimizer.clip {
+            if !(c > 0.0) {
+                return bad(format!("optimizer.clip {c} must be positive"));
+            }
+        }
+        if self.model.max_length < 8 {
+            return bad(format!(
+                "model.max_length {} is too small",
+                self.model.max_length
+            ));
+        }
+        if !["reward", "helpsteer2"].contains(&self.model.outputs.as_str()) {
+            return bad(format!(
+                "model.outputs {:?} must be \"reward\" or \"helpsteer2\"",
+                self.model.outputs
+            ));
+        }
+        Ok(())
+    }
+
+    /// The recipe as TOML text (recorded in checkpoints).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "[loss]\nkind = \"bt\"\n[optimizer]\nlr = 1e-5\n";
+
+    #[test]
+    fn defaults_and_overrides() {
+        let r = Recipe::parse(
+            BASE,
+            "r",
+            &[
+                "optimizer.lr=3e-4".into(),
+                "training.batch_size=4".into(),
+                "model.pooling=cls".into(),
+            ],
+        )
+        .expect("parse");
+        assert_eq!(r.optimizer.lr, 3e-4);
+        assert_eq!(r.training.batch_size, 4);
+        assert_eq!(r.model.pooling, Pooling::Cls);
+        assert_eq!(r.optimizer.name, OptimizerName::Adamw);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Recipe::parse(&format!("{BASE}[training]\nbatchsize = 3\n"), "r.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("batchsize"), "{err}");
+        let err = Recipe::parse(BASE, "r.toml", &["optimizer.learning_rate=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("learning_rate"), "{err}");
+        let err = Recipe::parse(
+            "[loss]\nkind = \"nope\"\n[optimizer]\nlr = 1\n",
+            "r.toml",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("nope"), "{err}");
+    }
+}
