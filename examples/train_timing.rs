@@ -2,7 +2,7 @@
 //! `max_length` tokens (long texts, truncated), BT loss, AdamW, 8 pairs per
 //! step, dropout off. Prints one JSON line: per-step seconds and peak RSS.
 //!
-//! `cargo run --release --example train_timing -- MAX_LENGTH STEPS [THREADS]`
+//! `cargo run --release --example train_timing -- MAX_LENGTH STEPS [THREADS [low_memory]]`
 //! (used by benches/compare/train_speed.py).
 use std::time::Instant;
 
@@ -72,6 +72,7 @@ fn main() {
     let max_len: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(128);
     let steps: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     let threads: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let low_memory = args.get(4).is_some_and(|s| s == "low_memory");
     // Long enough that every sequence is truncated to exactly max_len tokens.
     let n_words = max_len * 2;
     let pairs: Vec<Pair> = (0..64)
@@ -85,7 +86,7 @@ fn main() {
         .collect();
     let recipe = Recipe::parse(
         &format!(
-            "[model]\nmax_length = {max_len}\n[loss]\nkind = \"bt\"\n[optimizer]\nlr = 1e-5\nbeta2 = 0.98\nweight_decay = 0.1\nclip = 1.0\n[training]\nbatch_size = 8\nmax_steps = {steps}\nthreads = {threads}\nshuffle = false\n"
+            "[model]\nmax_length = {max_len}\n[loss]\nkind = \"bt\"\n[optimizer]\nlr = 1e-5\nbeta2 = 0.98\nweight_decay = 0.1\nclip = 1.0\n[training]\nbatch_size = 8\nmax_steps = {steps}\nthreads = {threads}\nshuffle = false\nlow_memory = {low_memory}\n"
         ),
         "timing",
         &[],
@@ -118,6 +119,6 @@ fn main() {
     .expect("run");
     println!(
         "{}",
-        serde_json::json!({"impl": "rewardkit", "max_length": max_len, "step_seconds": times, "peak_rss_kib": rss})
+        serde_json::json!({"impl": if low_memory { "rewardkit-low-memory" } else { "rewardkit" }, "max_length": max_len, "step_seconds": times, "peak_rss_kib": rss})
     );
 }

@@ -99,9 +99,10 @@ def main():
     rk_bin = os.path.join(ROOT, "target", "release", "examples", "train_timing")
     rows = []
     for L in args.lengths:
-        res = {"rewardkit": [], "pytorch": []}
+        res = {"rewardkit": [], "rewardkit-low-memory": [], "pytorch": []}
         for _ in range(args.rounds):
             res["rewardkit"].append(run([rk_bin, str(L), str(args.steps), str(args.threads)]))
+            res["rewardkit-low-memory"].append(run([rk_bin, str(L), str(args.steps), str(args.threads), "low_memory"]))
             res["pytorch"].append(run([sys.executable, __file__, "--worker", "torch", "--max-length", str(L),
                                        "--steps", str(args.steps), "--threads", str(args.threads)]))
         summary = {}
@@ -111,11 +112,12 @@ def main():
         rows.append((L, summary))
     print(f"\nMiniLM reward model, BT + AdamW, 8 pairs/step, {args.threads} threads, fp32; "
           f"median of steps 3..{args.steps} over {args.rounds} alternating runs each")
-    print(f"{'length':>6} | {'pytorch s/step':>14} | {'rewardkit s/step':>16} | {'speed ratio (pt/rk)':>19} | "
-          f"{'pytorch peak RSS':>16} | {'rewardkit peak RSS':>18}")
+    print(f"{'length':>6} | {'implementation':>21} | {'s/step':>7} | {'speed vs pytorch':>16} | {'peak RSS':>9}")
     for L, s in rows:
-        (pt, pt_rss), (rk, rk_rss) = s["pytorch"], s["rewardkit"]
-        print(f"{L:>6} | {pt:>14.3f} | {rk:>16.3f} | {pt / rk:>19.2f} | {pt_rss:>12.2f} GiB | {rk_rss:>14.2f} GiB")
+        pt = s["pytorch"][0]
+        for impl in ["pytorch", "rewardkit", "rewardkit-low-memory"]:
+            t, rss = s[impl]
+            print(f"{L:>6} | {impl:>21} | {t:>7.3f} | {pt / t:>15.2f}x | {rss:>5.2f} GiB")
 
 
 if __name__ == "__main__":

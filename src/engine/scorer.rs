@@ -107,6 +107,7 @@ impl Scorer {
                 threads: options.threads,
                 device: options.device,
                 max_sessions: options.max_sessions,
+                low_memory: false,
             },
         )?;
         // The manifest and the graph must agree.

@@ -28,6 +28,8 @@ pub struct RunnerOptions {
     /// Sessions that may run at once. Each holds its own copy of the weights;
     /// callers beyond this wait for a free one.
     pub max_sessions: usize,
+    /// Trade speed for a lower memory peak (training sessions: no ORT memory pattern).
+    pub low_memory: bool,
 }
 
 impl Default for RunnerOptions {
@@ -36,6 +38,7 @@ impl Default for RunnerOptions {
             threads: 0,
             device: Device::Cpu,
             max_sessions: 1,
+            low_memory: false,
         }
     }
 }

@@ -57,6 +57,13 @@ fn session(path: &std::path::Path, options: &RunnerOptions) -> Result<Session> {
     let mut b = Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| Error::Runtime(e.to_string()))?;
+    // ORT's memory pattern pre-plans buffers from earlier runs' shapes: faster
+    // steps, but a higher peak when batch shapes vary. Off in low-memory mode.
+    if options.low_memory {
+        b = b
+            .with_memory_pattern(false)
+            .map_err(|e| Error::Runtime(e.to_string()))?;
+    }
     if options.threads > 0 {
         b = b
             .with_intra_threads(options.threads)

@@ -415,6 +415,7 @@ impl Trainer {
             scalars,
             options: RunnerOptions {
                 threads: recipe.training.threads,
+                low_memory: recipe.training.low_memory,
                 ..Default::default()
             },
         })?;
