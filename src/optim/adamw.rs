@@ -130,7 +130,7 @@ pub fn build_optimizer_graph(
     g.output(&norm, GRAD_NORM, FLOAT, &[]);
     let coef = match clip {
         Some(max_norm) => {
-            if !(max_norm > 0.0) {
+            if max_norm.is_nan() || max_norm <= 0.0 {
                 return Err(Error::InvalidArgument(format!(
                     "gradient clip {max_norm} must be positive"
                 )));

@@ -16,6 +16,9 @@ use super::library::environment;
 use super::session::{RunnerOptions, TensorData, TensorInput};
 use crate::error::{Error, Result};
 
+/// Tensors by name, copied out of ONNX Runtime.
+pub type NamedValues = Vec<(String, Vec<f32>)>;
+
 /// A parameter and its starting value.
 #[derive(Debug, Clone)]
 pub struct ParamInit {
@@ -41,15 +44,6 @@ pub struct TrainingSpec {
     /// Scalar inputs of the optimizer graph, fed per step.
     pub scalars: Vec<String>,
     pub options: RunnerOptions,
-}
-
-/// What one step returns.
-#[derive(Debug, Clone)]
-pub struct StepOutputs {
-    /// The fetched outputs of the training graph, in the order asked.
-    pub fetched: Vec<ArrayD<f32>>,
-    /// Global gradient norm before clipping.
-    pub grad_norm: f32,
 }
 
 fn session(path: &std::path::Path, options: &RunnerOptions) -> Result<Session> {
@@ -338,7 +332,7 @@ impl TrainingEngine {
     }
 
     /// Copy the current parameters out (for checkpoints and bundles).
-    pub fn read_params(&self) -> Vec<(String, Vec<f32>)> {
+    pub fn read_params(&self) -> NamedValues {
         self.names
             .iter()
             .cloned()
@@ -351,7 +345,7 @@ impl TrainingEngine {
     }
 
     /// Copy the gradients of the last `forward_backward` out.
-    pub fn read_grads(&self) -> Vec<(String, Vec<f32>)> {
+    pub fn read_grads(&self) -> NamedValues {
         self.names
             .iter()
             .cloned()

@@ -83,7 +83,7 @@ pub fn build_training_graphs(
         .filter(|n| {
             let is_head = n.starts_with("reward_head.");
             let is_emb = n.starts_with("embeddings.") && n.contains("_embeddings");
-            is_head || (!freeze.head_only && !(freeze.embeddings && is_emb))
+            is_head || !(freeze.head_only || freeze.embeddings && is_emb)
         })
         .collect();
     if !trainable

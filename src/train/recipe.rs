@@ -279,7 +279,7 @@ impl Recipe {
             return bad("optimizer betas must be in [0, 1)".into());
         }
         if let Some(c) = self.optimizer.clip {
-            if !(c > 0.0) {
+            if c.is_nan() || c <= 0.0 {
                 return bad(format!("optimizer.clip {c} must be positive"));
             }
         }

@@ -152,11 +152,9 @@ fn objective_of(recipe: &Recipe) -> Objective {
     }
 }
 
-/// Load the starting point: config, weights, head, tokenizer, output names.
-fn load_init(
-    init: &Init,
-    recipe: &Recipe,
-) -> Result<(
+/// A starting point: config (JSON and parsed), weights, head, tokenizer
+/// bytes, output names and the reward output.
+type Start = (
     serde_json::Value,
     BertConfig,
     Weights,
@@ -164,7 +162,10 @@ fn load_init(
     Vec<u8>,
     Vec<String>,
     String,
-)> {
+);
+
+/// Load the starting point.
+fn load_init(init: &Init, recipe: &Recipe) -> Result<Start> {
     match init {
         Init::Backbone(dir) => {
             let cfg_path = dir.join("config.json");
@@ -206,7 +207,7 @@ fn load_init(
             crate::onnx::io::load_external_data(&mut model, bundle.dir(), "model.onnx")?;
             let mut tensors = std::collections::HashMap::new();
             for t in model.graph.map(|g| g.initializer).unwrap_or_default() {
-                if t.data_type == Some(crate::onnx::proto::data_type::FLOAT) && t.dims.len() >= 1 {
+                if t.data_type == Some(crate::onnx::proto::data_type::FLOAT) && !t.dims.is_empty() {
                     let values = tensor_to_f32(&t)?;
                     tensors.insert(
                         t.name().to_string(),
@@ -693,7 +694,7 @@ impl Trainer {
 
     /// Loss and gradients of every trained parameter for `pairs`, without
     /// updating anything (for checks against other implementations).
-    pub fn gradients(&mut self, pairs: &[Pair]) -> Result<(f64, Vec<(String, Vec<f32>)>)> {
+    pub fn gradients(&mut self, pairs: &[Pair]) -> Result<(f64, crate::runtime::NamedValues)> {
         let inputs = self.pair_inputs(&pairs.iter().collect::<Vec<_>>())?;
         let out = self.engine.forward_backward(inputs, &[LOSS])?;
         let loss = out[0].iter().next().copied().unwrap_or(f32::NAN) as f64;
@@ -803,7 +804,9 @@ impl Trainer {
             let per_step = elapsed / done.max(1) as f64;
             let is_last = self.state.step >= self.state.total_steps;
             let eval = match self.recipe.training.eval_every {
-                Some(k) if k > 0 && (self.state.step % k == 0 || is_last) => self.evaluate(None)?,
+                Some(k) if k > 0 && (self.state.step.is_multiple_of(k) || is_last) => {
+                    self.evaluate(None)?
+                }
                 _ => None,
             };
             if eval.is_some() {
@@ -834,7 +837,7 @@ impl Trainer {
                 .recipe
                 .training
                 .checkpoint_every
-                .is_some_and(|k| k > 0 && self.state.step % k == 0);
+                .is_some_and(|k| k > 0 && self.state.step.is_multiple_of(k));
             if due || control == Control::Stop {
                 self.save_checkpoint(out)?;
             }
