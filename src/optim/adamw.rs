@@ -13,6 +13,9 @@ pub const LR: &str = "lr";
 pub const STEP_SIZE: &str = "step_size";
 /// Scalar input: `1 / √(1 − β2^t)`.
 pub const INV_SQRT_BC2: &str = "inv_sqrt_bc2";
+/// Scalar input (graphs built with `scaled`): the factor applied to the
+/// incoming gradients, `1/k` for `k` accumulated micro-batches.
+pub const GRAD_SCALE: &str = "grad_scale";
 /// Scalar output: the global gradient norm before clipping.
 pub const GRAD_NORM: &str = "grad_norm";
 
@@ -67,11 +70,14 @@ pub struct Slot {
     pub new_state: Vec<String>,
 }
 
-/// Build the update graph for `params`. `clip` is the max global gradient norm.
+/// Build the update graph for `params`. `clip` is the max global gradient
+/// norm. With `scaled`, the incoming gradients are multiplied by the scalar
+/// input [`GRAD_SCALE`] first (norm and clipping apply to the scaled ones).
 pub fn build_optimizer_graph(
     params: &[ParamSpec],
     kind: OptimizerKind,
     clip: Option<f32>,
+    scaled: bool,
 ) -> Result<OptimizerGraph> {
     if params.is_empty() {
         return Err(Error::InvalidArgument(
@@ -80,6 +86,7 @@ pub fn build_optimizer_graph(
     }
     let mut g = GraphBuilder::new();
     let lr = g.input(LR, FLOAT, &[]);
+    let scale = scaled.then(|| g.input(GRAD_SCALE, FLOAT, &[]));
     let (step_size, inv_sqrt_bc2) = match kind {
         OptimizerKind::Adamw { .. } => (
             Some(g.input(STEP_SIZE, FLOAT, &[])),
@@ -126,7 +133,11 @@ pub fn build_optimizer_graph(
     } else {
         g.op("Sum", &refs, vec![])
     };
-    let norm = g.op("Sqrt", &[&total], vec![]);
+    let raw_norm = g.op("Sqrt", &[&total], vec![]);
+    let norm = match &scale {
+        Some(sc) => g.op("Mul", &[&raw_norm, sc], vec![]),
+        None => raw_norm,
+    };
     g.output(&norm, GRAD_NORM, FLOAT, &[]);
     let coef = match clip {
         Some(max_norm) => {
@@ -140,9 +151,13 @@ pub fn build_optimizer_graph(
             let one = g.const_f32("one", 1.0);
             let denom = g.op("Add", &[&norm, &tiny], vec![]);
             let c = g.op("Div", &[&max, &denom], vec![]);
-            Some(g.op("Min", &[&c, &one], vec![]))
+            let c = g.op("Min", &[&c, &one], vec![]);
+            Some(match &scale {
+                Some(sc) => g.op("Mul", &[&c, sc], vec![]),
+                None => c,
+            })
         }
-        None => None,
+        None => scale.clone(),
     };
     for (slot, p) in slots.iter().zip(params) {
         g.set_scope(&p.name);

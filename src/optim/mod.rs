@@ -4,11 +4,13 @@
 //! plus per-step scalars, and returns the updated parameters and state. It
 //! clips gradients by their global norm first when asked.
 
+mod accumulate;
 mod adamw;
 mod schedule;
 
+pub use accumulate::{build_accumulate_graph, ACC_KEEP};
 pub use adamw::{
-    build_optimizer_graph, OptimizerGraph, OptimizerKind, ParamSpec, GRAD_NORM, INV_SQRT_BC2, LR,
-    STEP_SIZE,
+    build_optimizer_graph, OptimizerGraph, OptimizerKind, ParamSpec, GRAD_NORM, GRAD_SCALE,
+    INV_SQRT_BC2, LR, STEP_SIZE,
 };
 pub use schedule::{Schedule, ScheduleKind};

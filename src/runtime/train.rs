@@ -38,6 +38,9 @@ pub struct TrainingSpec {
     pub optim_model: PathBuf,
     /// Like the training graph without the backward pass (no grad outputs).
     pub eval_model: PathBuf,
+    /// The accumulation graph, when gradients are summed over micro-batches
+    /// (inputs `acc/<name>`, `grad/<name>`, `acc_keep`; outputs `new_acc/<name>`).
+    pub accumulate_model: Option<PathBuf>,
     pub params: Vec<ParamInit>,
     /// Optimizer state kinds (`exp_avg`, `exp_avg_sq`); each starts at zero.
     pub state_kinds: Vec<String>,
@@ -146,6 +149,64 @@ pub struct TrainingEngine {
     train_dynamic: Vec<String>,
     eval_dynamic: Vec<String>,
     cpu: MemoryInfo<'static>,
+    accum: Option<Accumulator>,
+}
+
+/// Gradient accumulation: two accumulator sets that swap roles, and the
+/// optimizer bindings that read from each.
+struct Accumulator {
+    session: Session,
+    /// `bind[a]` reads accumulator set `a` and the gradients, writes set `1 - a`.
+    bind: [IoBinding; 2],
+    keep: Tensor<f32>,
+    /// The set holding the running sum.
+    cur: usize,
+    /// `optim_bind[param set][accumulator set]`.
+    optim_bind: [[IoBinding; 2]; 2],
+    _bufs: [Vec<Tensor<f32>>; 2],
+}
+
+/// An optimizer binding: parameters and state of `set` in, of the other set
+/// out, gradients from `grads`.
+#[allow(clippy::too_many_arguments)]
+fn optimizer_binding(
+    optim: &Session,
+    names: &[String],
+    kinds: &[String],
+    params: &mut [Vec<Tensor<f32>>; 2],
+    states: &mut [Vec<Vec<Tensor<f32>>>; 2],
+    set: usize,
+    grads: &[Tensor<f32>],
+    scalars: &[(String, Tensor<f32>)],
+    cpu: &MemoryInfo<'static>,
+) -> Result<IoBinding> {
+    let mut b = optim.create_binding()?;
+    let (p0, p1) = params.split_at_mut(1);
+    let (s0, s1) = states.split_at_mut(1);
+    let (p_in, p_out) = if set == 0 {
+        (&p0[0], &mut p1[0])
+    } else {
+        (&p1[0], &mut p0[0])
+    };
+    let (s_in, s_out) = if set == 0 {
+        (&s0[0], &mut s1[0])
+    } else {
+        (&s1[0], &mut s0[0])
+    };
+    for (i, name) in names.iter().enumerate() {
+        b.bind_input(format!("param/{name}"), &p_in[i])?;
+        b.bind_input(format!("grad/{name}"), &grads[i])?;
+        b.bind_output(format!("new_param/{name}"), &mut p_out[i])?;
+        for (k, kind) in kinds.iter().enumerate() {
+            b.bind_input(format!("{kind}/{name}"), &s_in[k][i])?;
+            b.bind_output(format!("new_{kind}/{name}"), &mut s_out[k][i])?;
+        }
+    }
+    for (name, t) in scalars {
+        b.bind_input(name.as_str(), t)?;
+    }
+    b.bind_output_to_device(crate::optim::GRAD_NORM, cpu)?;
+    Ok(b)
 }
 
 impl std::fmt::Debug for TrainingEngine {
@@ -217,26 +278,12 @@ impl TrainingEngine {
             .collect();
 
         let mut train_bind = [train.create_binding()?, train.create_binding()?];
-        let mut optim_bind = [optim.create_binding()?, optim.create_binding()?];
         let mut eval_bind = [eval.create_binding()?, eval.create_binding()?];
         for set in 0..2 {
-            let other = 1 - set;
             for (i, p) in spec.params.iter().enumerate() {
                 train_bind[set].bind_input(p.name.as_str(), &params[set][i])?;
                 train_bind[set].bind_output(format!("grad/{}", p.name), &mut grads[i])?;
                 eval_bind[set].bind_input(p.name.as_str(), &params[set][i])?;
-                optim_bind[set].bind_input(format!("param/{}", p.name), &params[set][i])?;
-                optim_bind[set].bind_input(format!("grad/{}", p.name), &grads[i])?;
-                optim_bind[set]
-                    .bind_output(format!("new_param/{}", p.name), &mut params[other][i])?;
-                for (k, kind) in spec.state_kinds.iter().enumerate() {
-                    optim_bind[set].bind_input(format!("{kind}/{}", p.name), &states[set][k][i])?;
-                    optim_bind[set]
-                        .bind_output(format!("new_{kind}/{}", p.name), &mut states[other][k][i])?;
-                }
-            }
-            for (name, t) in &scalars {
-                optim_bind[set].bind_input(name.as_str(), t)?;
             }
             for name in &fetch_names {
                 train_bind[set].bind_output_to_device(name.as_str(), &cpu)?;
@@ -244,8 +291,84 @@ impl TrainingEngine {
             for name in &eval_outputs {
                 eval_bind[set].bind_output_to_device(name.as_str(), &cpu)?;
             }
-            optim_bind[set].bind_output_to_device(crate::optim::GRAD_NORM, &cpu)?;
         }
+        let names: Vec<String> = spec.params.iter().map(|p| p.name.clone()).collect();
+        let optim_bind = [
+            optimizer_binding(
+                &optim,
+                &names,
+                &spec.state_kinds,
+                &mut params,
+                &mut states,
+                0,
+                &grads,
+                &scalars,
+                &cpu,
+            )?,
+            optimizer_binding(
+                &optim,
+                &names,
+                &spec.state_kinds,
+                &mut params,
+                &mut states,
+                1,
+                &grads,
+                &scalars,
+                &cpu,
+            )?,
+        ];
+        let accum = match &spec.accumulate_model {
+            None => None,
+            Some(path) => {
+                let session = session(path, &spec.options)?;
+                let mut bufs: [Vec<Tensor<f32>>; 2] =
+                    [Vec::with_capacity(n), Vec::with_capacity(n)];
+                for p in &spec.params {
+                    bufs[0].push(alloc(&session, &p.dims, None)?);
+                    bufs[1].push(alloc(&session, &p.dims, None)?);
+                }
+                let keep = alloc(&session, &[], Some(&[0.0]))?;
+                let mut bind = [session.create_binding()?, session.create_binding()?];
+                {
+                    let (b0, b1) = bufs.split_at_mut(1);
+                    for (a, b) in bind.iter_mut().enumerate() {
+                        let (src, dst) = if a == 0 {
+                            (&b0[0], &mut b1[0])
+                        } else {
+                            (&b1[0], &mut b0[0])
+                        };
+                        for (i, name) in names.iter().enumerate() {
+                            b.bind_input(format!("acc/{name}"), &src[i])?;
+                            b.bind_input(format!("grad/{name}"), &grads[i])?;
+                            b.bind_output(format!("new_acc/{name}"), &mut dst[i])?;
+                        }
+                        b.bind_input(crate::optim::ACC_KEEP, &keep)?;
+                    }
+                }
+                let mut ob = |set: usize, a: usize| {
+                    optimizer_binding(
+                        &optim,
+                        &names,
+                        &spec.state_kinds,
+                        &mut params,
+                        &mut states,
+                        set,
+                        &bufs[a],
+                        &scalars,
+                        &cpu,
+                    )
+                };
+                let optim_bind = [[ob(0, 0)?, ob(0, 1)?], [ob(1, 0)?, ob(1, 1)?]];
+                Some(Accumulator {
+                    session,
+                    bind,
+                    keep,
+                    cur: 0,
+                    optim_bind,
+                    _bufs: bufs,
+                })
+            }
+        };
         // Keep `train` mutable only for binding creation above.
         let _ = &mut train;
         Ok(TrainingEngine {
@@ -265,6 +388,7 @@ impl TrainingEngine {
             train_dynamic: fetch_names,
             eval_dynamic: eval_outputs,
             cpu,
+            accum,
         })
     }
 
@@ -289,7 +413,10 @@ impl TrainingEngine {
 
     /// Apply the optimizer with the gradients of the last `forward_backward`,
     /// feeding the given scalars; swaps the current parameter set.
-    pub fn apply_update(&mut self, scalars: &[(&str, f32)]) -> Result<f32> {
+    pub fn apply_update(&mut self, scalars: &[(&str, f32)], accumulated: bool) -> Result<f32> {
+        if accumulated && self.accum.is_none() {
+            return Err(Error::Internal("no accumulation graph was built".into()));
+        }
         for (name, value) in scalars {
             let t = self
                 .scalars
@@ -300,7 +427,11 @@ impl TrainingEngine {
                 })?;
             t.1.extract_tensor_mut().1[0] = *value;
         }
-        let out = self.optim.run_binding(&self.optim_bind[self.cur])?;
+        let binding = match &self.accum {
+            Some(acc) if accumulated => &acc.optim_bind[self.cur][acc.cur],
+            _ => &self.optim_bind[self.cur],
+        };
+        let out = self.optim.run_binding(binding)?;
         let norm = out
             .get(crate::optim::GRAD_NORM)
             .ok_or_else(|| Error::Internal("optimizer graph has no grad_norm output".into()))?
@@ -311,6 +442,19 @@ impl TrainingEngine {
             .unwrap_or(f32::NAN);
         self.cur = 1 - self.cur;
         Ok(norm)
+    }
+
+    /// Add the gradients of the last `forward_backward` to the accumulator
+    /// (`first`: start a new sum instead).
+    pub fn accumulate(&mut self, first: bool) -> Result<()> {
+        let acc = self
+            .accum
+            .as_mut()
+            .ok_or_else(|| Error::Internal("no accumulation graph was built".into()))?;
+        acc.keep.extract_tensor_mut().1[0] = if first { 0.0 } else { 1.0 };
+        acc.session.run_binding(&acc.bind[acc.cur])?;
+        acc.cur = 1 - acc.cur;
+        Ok(())
     }
 
     /// Run the evaluation graph with the current parameters.

@@ -9,7 +9,9 @@ use crate::onnx::builder::{model, Dim};
 use crate::onnx::io::tensor_to_f32;
 use crate::onnx::proto::data_type::FLOAT;
 use crate::onnx::{GraphBuilder, ModelProto};
-use crate::optim::{build_optimizer_graph, OptimizerGraph, OptimizerKind, ParamSpec};
+use crate::optim::{
+    build_accumulate_graph, build_optimizer_graph, OptimizerGraph, OptimizerKind, ParamSpec,
+};
 use crate::runtime::ParamInit;
 
 /// What the loss is computed from.
@@ -41,6 +43,8 @@ pub struct TrainGraphs {
     pub train: ModelProto,
     pub eval: ModelProto,
     pub optimizer: OptimizerGraph,
+    /// The accumulation graph, when gradients are accumulated over micro-batches.
+    pub accumulator: Option<ModelProto>,
     pub params: Vec<ParamInit>,
     /// The inference graph the bundle is written from (weights replaced at the end).
     pub inference: ModelProto,
@@ -64,6 +68,7 @@ pub fn build_training_graphs(
     freeze: Freeze,
     optimizer: OptimizerKind,
     clip: Option<f32>,
+    accumulate: bool,
 ) -> Result<TrainGraphs> {
     let (inference, names) = bert::build_reward_model_graph(
         cfg,
@@ -153,12 +158,18 @@ pub fn build_training_graphs(
         g.build("rewardkit_training_step"),
         "reward model training step built by rewardkit",
     );
-    let optimizer = build_optimizer_graph(&specs, optimizer, clip)?;
+    let optimizer = build_optimizer_graph(&specs, optimizer, clip, accumulate)?;
+    let accumulator = if accumulate {
+        Some(build_accumulate_graph(&specs)?)
+    } else {
+        None
+    };
     Ok(TrainGraphs {
         train,
         eval,
         optimizer,
         params,
         inference,
+        accumulator,
     })
 }

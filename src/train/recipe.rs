@@ -144,9 +144,13 @@ pub struct ScheduleSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingSection {
-    /// Pairs (or rated rows) per optimizer step.
+    /// Pairs (or rated rows) per micro-batch (one forward/backward run).
     #[serde(default = "batch")]
     pub batch_size: usize,
+    /// Micro-batches whose gradients are averaged into one optimizer step
+    /// (the step sees batch_size × grad_accum examples).
+    #[serde(default = "one_usize")]
+    pub grad_accum: usize,
     #[serde(default = "epochs")]
     pub epochs: u64,
     /// Stop after this many steps (default: the epochs' worth).
@@ -186,6 +190,7 @@ impl Default for TrainingSection {
     fn default() -> Self {
         TrainingSection {
             batch_size: batch(),
+            grad_accum: 1,
             epochs: epochs(),
             max_steps: None,
             seed: 0,
@@ -201,6 +206,9 @@ impl Default for TrainingSection {
     }
 }
 
+fn one_usize() -> usize {
+    1
+}
 fn batch() -> usize {
     8
 }
@@ -269,6 +277,9 @@ impl Recipe {
                 "optimizer.lr {} must be positive",
                 self.optimizer.lr
             ));
+        }
+        if self.training.grad_accum == 0 {
+            return bad("training.grad_accum must be at least 1".into());
         }
         if self.training.batch_size == 0 {
             return bad("training.batch_size must be at least 1".into());

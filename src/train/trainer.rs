@@ -23,7 +23,7 @@ use crate::model::init::SeededRng;
 use crate::model::{BertConfig, RewardHead, Weights};
 use crate::onnx::io::{tensor_to_f32, write_model};
 use crate::onnx::ModelProto;
-use crate::optim::{OptimizerKind, Schedule, INV_SQRT_BC2, LR, STEP_SIZE};
+use crate::optim::{OptimizerKind, Schedule, GRAD_SCALE, INV_SQRT_BC2, LR, STEP_SIZE};
 use crate::runtime::{RunnerOptions, TensorInput, TrainingEngine, TrainingSpec};
 use crate::text::{pad_batch, EncodedPair, PairTokenizer};
 
@@ -370,6 +370,7 @@ impl Trainer {
             freeze,
             optimizer,
             recipe.optimizer.clip,
+            recipe.training.grad_accum > 1,
         )?;
         std::fs::create_dir_all(work_dir).map_err(|e| Error::io(work_dir, e))?;
         let graph_dir = work_dir.join("graphs");
@@ -394,8 +395,16 @@ impl Trainer {
             &graphs.eval,
             crate::onnx::io::DEFAULT_EXTERNAL_THRESHOLD,
         )?;
+        let accumulate_model = match &graphs.accumulator {
+            Some(m) => {
+                let p = graph_dir.join("accumulate.onnx");
+                write_model(&p, m, crate::onnx::io::DEFAULT_EXTERNAL_THRESHOLD)?;
+                Some(p)
+            }
+            None => None,
+        };
         let uses_token_types = cfg.type_vocab_size > 0;
-        let scalars = match optimizer {
+        let mut scalars = match optimizer {
             OptimizerKind::Adamw { .. } => vec![
                 LR.to_string(),
                 STEP_SIZE.to_string(),
@@ -403,7 +412,11 @@ impl Trainer {
             ],
             OptimizerKind::Sgd => vec![LR.to_string()],
         };
+        if accumulate_model.is_some() {
+            scalars.push(GRAD_SCALE.to_string());
+        }
         let engine = TrainingEngine::new(&TrainingSpec {
+            accumulate_model,
             train_model: paths[0].clone(),
             optim_model: paths[1].clone(),
             eval_model: paths[2].clone(),
@@ -420,7 +433,10 @@ impl Trainer {
                 ..Default::default()
             },
         })?;
-        let steps_per_epoch = data.len().div_ceil(recipe.training.batch_size) as u64;
+        let steps_per_epoch = data
+            .len()
+            .div_ceil(recipe.training.batch_size * recipe.training.grad_accum)
+            as u64;
         // max_steps, when given, wins over epochs (it may run past them).
         let total = match recipe.training.max_steps {
             Some(m) => m,
@@ -473,7 +489,10 @@ impl Trainer {
             }
             _ => {}
         }
-        let steps_per_epoch = data.len().div_ceil(self.recipe.training.batch_size) as u64;
+        let steps_per_epoch = data
+            .len()
+            .div_ceil(self.recipe.training.batch_size * self.recipe.training.grad_accum)
+            as u64;
         let planned = self
             .recipe
             .training
@@ -610,42 +629,58 @@ impl Trainer {
     }
 
     /// One optimizer step on the given examples (by index into the data).
+    /// One optimizer step on the given examples, in micro-batches of
+    /// `batch_size` whose gradients are summed (`grad_accum` > 1).
     fn step_on(&mut self, indices: &[usize]) -> Result<(f64, Option<f64>, f64, f64)> {
-        let inputs = match &self.data {
-            Examples::Pairs(p) => {
-                let batch: Vec<&Pair> = indices.iter().map(|&i| &p[i]).collect();
-                self.pair_inputs(&batch)?
-            }
-            Examples::Ratings(r) => {
-                let batch: Vec<&Rating> = indices.iter().map(|&i| &r[i]).collect();
-                self.rating_inputs(&batch)?
-            }
-        };
-        self.update(inputs)
+        let mut micro = Vec::new();
+        for chunk in indices.chunks(self.recipe.training.batch_size.max(1)) {
+            micro.push(match &self.data {
+                Examples::Pairs(p) => {
+                    self.pair_inputs(&chunk.iter().map(|&i| &p[i]).collect::<Vec<_>>())?
+                }
+                Examples::Ratings(r) => {
+                    self.rating_inputs(&chunk.iter().map(|&i| &r[i]).collect::<Vec<_>>())?
+                }
+            });
+        }
+        self.update(micro)
     }
 
     /// Forward, backward and update on ready inputs; refuses a non-finite loss
     /// before touching the parameters.
     fn update(
         &mut self,
-        inputs: Vec<TensorInput<'static>>,
+        micro_batches: Vec<Vec<TensorInput<'static>>>,
     ) -> Result<(f64, Option<f64>, f64, f64)> {
         let fetch = self.fetch_names();
-        let out = self.engine.forward_backward(inputs, &fetch)?;
-        let loss = out[0].iter().next().copied().unwrap_or(f32::NAN) as f64;
-        if !loss.is_finite() {
-            return Err(Error::InvalidArgument(format!(
-                "the loss became {loss} at step {}: training stopped, the parameters of step {} are kept (lower the learning rate or enable clipping)",
-                self.state.step + 1,
-                self.state.step
-            )));
-        }
-        let accuracy = match self.objective {
-            Objective::Pairwise(_) => {
-                let (c, r) = (&out[1], &out[2]);
-                let right = c.iter().zip(r.iter()).filter(|(c, r)| c > r).count();
-                Some(right as f64 / c.len().max(1) as f64)
+        let k = micro_batches.len();
+        let (mut loss_sum, mut right, mut pairs) = (0.0f64, 0usize, 0usize);
+        for (m, inputs) in micro_batches.into_iter().enumerate() {
+            let out = self.engine.forward_backward(inputs, &fetch)?;
+            let loss = out[0].iter().next().copied().unwrap_or(f32::NAN) as f64;
+            if !loss.is_finite() {
+                return Err(Error::InvalidArgument(format!(
+                    "the loss became {loss} at step {}: training stopped, the parameters of step {} are kept (lower the learning rate or enable clipping)",
+                    self.state.step + 1,
+                    self.state.step
+                )));
             }
+            loss_sum += loss;
+            if let Objective::Pairwise(_) = self.objective {
+                right += out[1]
+                    .iter()
+                    .zip(out[2].iter())
+                    .filter(|(c, r)| c > r)
+                    .count();
+                pairs += out[1].len();
+            }
+            if k > 1 {
+                self.engine.accumulate(m == 0)?;
+            }
+        }
+        let loss = loss_sum / k.max(1) as f64;
+        let accuracy = match self.objective {
+            Objective::Pairwise(_) => Some(right as f64 / pairs.max(1) as f64),
             Objective::Regression => None,
         };
         let lr = self.schedule.lr_at(self.state.step);
@@ -657,7 +692,11 @@ impl Trainer {
             scalars.push((STEP_SIZE, (lr / bc1) as f32));
             scalars.push((INV_SQRT_BC2, (1.0 / bc2.sqrt()) as f32));
         }
-        let grad_norm = self.engine.apply_update(&scalars)? as f64;
+        if self.recipe.training.grad_accum > 1 {
+            // The summed micro-batch gradients become their mean.
+            scalars.push((GRAD_SCALE, 1.0 / k.max(1) as f32));
+        }
+        let grad_norm = self.engine.apply_update(&scalars, k > 1)? as f64;
         self.state.step += 1;
         Ok((loss, accuracy, grad_norm, lr))
     }
@@ -675,7 +714,7 @@ impl Trainer {
         let refs: Vec<&Pair> = pairs.iter().collect();
         let inputs = self.pair_inputs(&refs)?;
         let start = Instant::now();
-        let (loss, accuracy, grad_norm, lr) = self.update(inputs)?;
+        let (loss, accuracy, grad_norm, lr) = self.update(vec![inputs])?;
         let secs = start.elapsed().as_secs_f64();
         Ok(StepReport {
             step: self.state.step,
@@ -781,7 +820,7 @@ impl Trainer {
             .append(true)
             .open(&metrics_path)
             .map_err(|e| Error::io(&metrics_path, e))?;
-        let bs = self.recipe.training.batch_size;
+        let bs = self.recipe.training.batch_size * self.recipe.training.grad_accum;
         let start = Instant::now();
         let start_step = self.state.step;
         let mut last_loss = f64::NAN;
