@@ -69,6 +69,34 @@ fn trainer_new(
     })
 }
 
+/// The body of both constructors: read the strings, build the recipe with
+/// `recipe_of` (from the first string), and hand out the trainer.
+unsafe fn open_trainer(
+    recipe_src: *const c_char,
+    recipe_what: &str,
+    recipe_of: impl FnOnce(&str) -> Result<Recipe, Error>,
+    init_dir: *const c_char,
+    init_kind: i32,
+    work_dir: *const c_char,
+    out: *mut *mut rk_trainer,
+) -> *mut rk_error {
+    guard(|| {
+        // SAFETY: NUL-terminated strings or NULL, per the contract.
+        let (src, init, work) = unsafe {
+            (
+                c_str(recipe_src, recipe_what)?,
+                c_str(init_dir, "init_dir")?,
+                c_str(work_dir, "work_dir")?,
+            )
+        };
+        out_ptr(out, "out")?;
+        let t = trainer_new(recipe_of(src)?, init, init_kind, work)?;
+        // SAFETY: checked non-NULL.
+        unsafe { *out = Box::into_raw(Box::new(t)) };
+        Ok(())
+    })
+}
+
 /// Make a trainer from a recipe given as TOML text (see training/recipes/),
 /// starting from `init_dir` (a backbone or a bundle, per `init_kind`).
 /// `work_dir` receives the generated training graphs. The trainer can then
@@ -82,22 +110,19 @@ pub unsafe extern "C" fn rk_trainer_new(
     work_dir: *const c_char,
     out: *mut *mut rk_trainer,
 ) -> *mut rk_error {
-    guard(|| {
-        // SAFETY: NUL-terminated strings or NULL, per the contract.
-        let (text, init, work) = unsafe {
-            (
-                c_str(recipe_toml, "recipe_toml")?,
-                c_str(init_dir, "init_dir")?,
-                c_str(work_dir, "work_dir")?,
-            )
-        };
-        out_ptr(out, "out")?;
-        let recipe = Recipe::parse(text, "recipe_toml", &[])?;
-        let t = trainer_new(recipe, init, init_kind, work)?;
-        // SAFETY: checked non-NULL.
-        unsafe { *out = Box::into_raw(Box::new(t)) };
-        Ok(())
-    })
+    let parse = |text: &str| Recipe::parse(text, "recipe_toml", &[]);
+    // SAFETY: the caller's pointers, passed on unchanged.
+    unsafe {
+        open_trainer(
+            recipe_toml,
+            "recipe_toml",
+            parse,
+            init_dir,
+            init_kind,
+            work_dir,
+            out,
+        )
+    }
 }
 
 /// Like `rk_trainer_new`, reading the recipe from the TOML file `recipe_path`.
@@ -109,22 +134,19 @@ pub unsafe extern "C" fn rk_trainer_new_from_file(
     work_dir: *const c_char,
     out: *mut *mut rk_trainer,
 ) -> *mut rk_error {
-    guard(|| {
-        // SAFETY: NUL-terminated strings or NULL, per the contract.
-        let (path, init, work) = unsafe {
-            (
-                c_str(recipe_path, "recipe_path")?,
-                c_str(init_dir, "init_dir")?,
-                c_str(work_dir, "work_dir")?,
-            )
-        };
-        out_ptr(out, "out")?;
-        let recipe = Recipe::from_file(Path::new(path), &[])?;
-        let t = trainer_new(recipe, init, init_kind, work)?;
-        // SAFETY: checked non-NULL.
-        unsafe { *out = Box::into_raw(Box::new(t)) };
-        Ok(())
-    })
+    let read = |path: &str| Recipe::from_file(Path::new(path), &[]);
+    // SAFETY: the caller's pointers, passed on unchanged.
+    unsafe {
+        open_trainer(
+            recipe_path,
+            "recipe_path",
+            read,
+            init_dir,
+            init_kind,
+            work_dir,
+            out,
+        )
+    }
 }
 
 /// Release a trainer. `rk_trainer_free(NULL)` does nothing.

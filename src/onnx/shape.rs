@@ -226,6 +226,17 @@ impl ShapeInfo {
         self.consts.get(name).map(Vec::as_slice)
     }
 
+    /// A node's `axes`: its second input when that is a known constant
+    /// (opset 13+ style), else its `axes` attribute.
+    fn axes_of(&self, node: &NodeProto) -> Option<Vec<i64>> {
+        node.input
+            .get(1)
+            .filter(|n| !n.is_empty())
+            .and_then(|n| self.consts.get(n))
+            .cloned()
+            .or_else(|| attr_ints(node, "axes"))
+    }
+
     /// Infer one node's outputs from its inputs (no-op for unsupported ops).
     pub fn infer_node(&mut self, node: &NodeProto) {
         let inputs: Vec<Option<ValueShape>> = node
@@ -385,14 +396,7 @@ impl ShapeInfo {
                 }),
                 _ => None,
             },
-            "Unsqueeze" => match (
-                inp(0),
-                node.input
-                    .get(1)
-                    .and_then(|n| self.consts.get(n))
-                    .cloned()
-                    .or_else(|| attr_ints(node, "axes")),
-            ) {
+            "Unsqueeze" => match (inp(0), self.axes_of(node)) {
                 (Some(s), Some(axes)) => {
                     let r = s.rank() + axes.len();
                     let mut axes: Vec<usize> =
@@ -415,14 +419,7 @@ impl ShapeInfo {
                 }
                 _ => None,
             },
-            "Squeeze" => match (
-                inp(0),
-                node.input
-                    .get(1)
-                    .and_then(|n| self.consts.get(n))
-                    .cloned()
-                    .or_else(|| attr_ints(node, "axes")),
-            ) {
+            "Squeeze" => match (inp(0), self.axes_of(node)) {
                 (Some(s), Some(axes)) => {
                     let axes: Vec<usize> = axes
                         .iter()
@@ -541,13 +538,7 @@ impl ShapeInfo {
             "ReduceSum" | "ReduceMean" | "ReduceSumSquare" | "ReduceMax" | "ReduceL2" => inp(0)
                 .map(|s| {
                     let keep = attr_int(node, "keepdims", 1) != 0;
-                    let axes = node
-                        .input
-                        .get(1)
-                        .filter(|n| !n.is_empty())
-                        .and_then(|n| self.consts.get(n))
-                        .cloned()
-                        .or_else(|| attr_ints(node, "axes"));
+                    let axes = self.axes_of(node);
                     let axes: Vec<usize> = match axes {
                         Some(a) if !a.is_empty() => {
                             a.iter().filter_map(|&x| norm_axis(x, s.rank())).collect()

@@ -293,30 +293,20 @@ impl TrainingEngine {
             }
         }
         let names: Vec<String> = spec.params.iter().map(|p| p.name.clone()).collect();
-        let optim_bind = [
+        let mut optimizer_for = |set: usize, grads: &[Tensor<f32>]| {
             optimizer_binding(
                 &optim,
                 &names,
                 &spec.state_kinds,
                 &mut params,
                 &mut states,
-                0,
-                &grads,
+                set,
+                grads,
                 &scalars,
                 &cpu,
-            )?,
-            optimizer_binding(
-                &optim,
-                &names,
-                &spec.state_kinds,
-                &mut params,
-                &mut states,
-                1,
-                &grads,
-                &scalars,
-                &cpu,
-            )?,
-        ];
+            )
+        };
+        let optim_bind = [optimizer_for(0, &grads)?, optimizer_for(1, &grads)?];
         let accum = match &spec.accumulate_model {
             None => None,
             Some(path) => {
@@ -345,20 +335,10 @@ impl TrainingEngine {
                         b.bind_input(crate::optim::ACC_KEEP, &keep)?;
                     }
                 }
-                let mut ob = |set: usize, a: usize| {
-                    optimizer_binding(
-                        &optim,
-                        &names,
-                        &spec.state_kinds,
-                        &mut params,
-                        &mut states,
-                        set,
-                        &bufs[a],
-                        &scalars,
-                        &cpu,
-                    )
-                };
-                let optim_bind = [[ob(0, 0)?, ob(0, 1)?], [ob(1, 0)?, ob(1, 1)?]];
+                let optim_bind = [
+                    [optimizer_for(0, &bufs[0])?, optimizer_for(0, &bufs[1])?],
+                    [optimizer_for(1, &bufs[0])?, optimizer_for(1, &bufs[1])?],
+                ];
                 Some(Accumulator {
                     session,
                     bind,
