@@ -196,6 +196,17 @@ rk_error *rk_scorer_score_batch(const rk_scorer *scorer,
                                 const char *const *responses,
                                 float *out_rewards);
 
+// Every output for `n` pairs (`prompts[i]` with `responses[i]`), row-major:
+// `out_scores[i * k + j]` is output `j` of pair `i`, where
+// k = `rk_scorer_num_outputs(scorer)`. `out_scores` must have room for
+// `n * k` floats. Normalisation from the bundle is applied; the reward
+// combination is not (use `rk_scorer_score_batch` for the reward).
+rk_error *rk_scorer_score_outputs(const rk_scorer *scorer,
+                                  size_t n,
+                                  const char *const *prompts,
+                                  const char *const *responses,
+                                  float *out_scores);
+
 // The probability that `response_a` is better than `response_b` for
 // `prompt`: σ(r_a − r_b), written to `*out_prob_a`.
 rk_error *rk_scorer_compare(const rk_scorer *scorer,

@@ -35,6 +35,8 @@ with open(path, "w") as f:
     json.dump(m, f, indent=2)
 EOF
 }
+cp -r "$WORK/bundle5" "$WORK/bundle5w"
+edit_manifest "$WORK/bundle5w" 'm["reward_weights"] = [0.5, 1.0, 0.0, 0.0, -0.25]'
 rm "$(broken no-model)/model.onnx"
 b=$(broken truncated-model)
 head -c $(( $(stat -c %s "$b/model.onnx") / 2 )) "$WORK/bundle/model.onnx" > "$b/model.onnx"

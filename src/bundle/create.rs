@@ -58,6 +58,8 @@ pub struct InitOptions {
     pub outputs: Vec<String>,
     /// Which output is the reward (default: the first).
     pub reward_output: Option<String>,
+    /// Weights combining the outputs into the reward (one per output).
+    pub reward_weights: Option<Vec<f32>>,
     /// Seed for the head's initial weights.
     pub seed: u64,
     pub pooling: Pooling,
@@ -72,6 +74,7 @@ impl Default for InitOptions {
         InitOptions {
             outputs: OutputPreset::Reward.names(),
             reward_output: None,
+            reward_weights: None,
             seed: 0,
             pooling: Pooling::Mean,
             max_length: None,
@@ -84,6 +87,17 @@ impl InitOptions {
     pub fn with_outputs(mut self, preset: OutputPreset) -> Self {
         self.outputs = preset.names();
         self.reward_output = None;
+        self.reward_weights = None;
+        self
+    }
+    /// Which output is the reward.
+    pub fn with_reward_output(mut self, name: impl Into<String>) -> Self {
+        self.reward_output = Some(name.into());
+        self
+    }
+    /// Combine all outputs into the reward with these weights (one per output).
+    pub fn with_reward_weights(mut self, weights: Vec<f32>) -> Self {
+        self.reward_weights = Some(weights);
         self
     }
     pub fn with_seed(mut self, seed: u64) -> Self {
@@ -164,6 +178,7 @@ pub fn init_from_backbone(backbone: &Path, out: &Path, opts: &InitOptions) -> Re
             .clone()
             .or_else(|| opts.outputs.first().cloned())
             .unwrap_or_default(),
+        reward_weights: opts.reward_weights.clone(),
         pooling: opts.pooling,
         max_length,
         text: TextFormat::Pair,

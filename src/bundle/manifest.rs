@@ -19,8 +19,13 @@ pub struct Manifest {
     pub inputs: Vec<String>,
     /// Names of the columns of the `scores` output.
     pub outputs: Vec<String>,
-    /// Which output is the reward.
+    /// Which output is the reward (when `reward_weights` is absent).
     pub reward_output: String,
+    /// Optional weights, one per output, that combine the (normalised)
+    /// outputs into the reward: `reward = Σ_j w_j · s_j`. When present they
+    /// take the place of `reward_output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward_weights: Option<Vec<f32>>,
     pub pooling: Pooling,
     /// Longest encoded pair the model accepts, special tokens included.
     pub max_length: usize,
@@ -120,6 +125,18 @@ impl Manifest {
                 self.reward_output, self.outputs
             ));
         }
+        if let Some(w) = &self.reward_weights {
+            if w.len() != self.outputs.len() {
+                return Err(format!(
+                    "reward_weights has {} weights for {} outputs",
+                    w.len(),
+                    self.outputs.len()
+                ));
+            }
+            if w.iter().any(|v| !v.is_finite()) {
+                return Err("reward_weights must all be finite".into());
+            }
+        }
         if self.max_length < 4 {
             return Err(format!("max_length {} is too small", self.max_length));
         }
@@ -173,6 +190,7 @@ mod tests {
             inputs: vec!["input_ids".into(), "attention_mask".into()],
             outputs: vec!["reward".into()],
             reward_output: "reward".into(),
+            reward_weights: None,
             pooling: Pooling::Mean,
             max_length: 128,
             text: TextFormat::Pair,

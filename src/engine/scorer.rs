@@ -179,9 +179,16 @@ impl Scorer {
         &self.bundle.manifest().outputs
     }
 
-    /// Index of the reward among [`output_names`](Self::output_names).
+    /// Index of the reward among [`output_names`](Self::output_names). When
+    /// the bundle has [`reward_weights`](Self::reward_weights), the reward is
+    /// their combination instead.
     pub fn reward_index(&self) -> usize {
         self.reward_index
+    }
+
+    /// Weights combining all outputs into the reward, if the bundle has them.
+    pub fn reward_weights(&self) -> Option<&[f32]> {
+        self.bundle.manifest().reward_weights.as_deref()
     }
 
     /// The tokenizer in use.
@@ -201,7 +208,14 @@ impl Scorer {
         responses: &[R],
     ) -> Result<Vec<f32>> {
         let all = self.score_batch_outputs(prompts, responses)?;
-        Ok(all.column(self.reward_index).to_vec())
+        Ok(match &self.bundle.manifest().reward_weights {
+            Some(w) => all
+                .rows()
+                .into_iter()
+                .map(|row| row.iter().zip(w).map(|(s, w)| s * w).sum())
+                .collect(),
+            None => all.column(self.reward_index).to_vec(),
+        })
     }
 
     /// Every output for a batch of pairs: `[n, n_outputs]`, in input order.

@@ -180,18 +180,76 @@ pub unsafe extern "C" fn rk_scorer_score_batch(
                 std::slice::from_raw_parts(responses, n),
             )
         };
-        let mut pv = Vec::with_capacity(n);
-        let mut rv = Vec::with_capacity(n);
-        for i in 0..n {
-            // SAFETY: each element is NULL or a NUL-terminated string.
-            unsafe {
-                pv.push(c_str(ps[i], &format!("prompts[{i}]"))?);
-                rv.push(c_str(rs[i], &format!("responses[{i}]"))?);
-            }
-        }
+        // SAFETY: each element is NULL or a NUL-terminated string.
+        let (pv, rv) = unsafe { pair_strings(ps, rs)? };
         let rewards = s.inner.score_batch(&pv, &rv)?;
         // SAFETY: the caller promises room for n floats.
         unsafe { std::slice::from_raw_parts_mut(out_rewards, n) }.copy_from_slice(&rewards);
+        Ok(())
+    })
+}
+
+/// Read parallel arrays of C strings, naming the bad element on error.
+///
+/// # Safety
+/// Each element must be NULL or a NUL-terminated string.
+unsafe fn pair_strings<'a>(
+    ps: &[*const c_char],
+    rs: &[*const c_char],
+) -> Result<(Vec<&'a str>, Vec<&'a str>), Error> {
+    let mut pv = Vec::with_capacity(ps.len());
+    let mut rv = Vec::with_capacity(rs.len());
+    for (i, (&p, &r)) in ps.iter().zip(rs).enumerate() {
+        // SAFETY: per this function's contract.
+        unsafe {
+            pv.push(c_str(p, &format!("prompts[{i}]"))?);
+            rv.push(c_str(r, &format!("responses[{i}]"))?);
+        }
+    }
+    Ok((pv, rv))
+}
+
+/// Every output for `n` pairs (`prompts[i]` with `responses[i]`), row-major:
+/// `out_scores[i * k + j]` is output `j` of pair `i`, where
+/// k = `rk_scorer_num_outputs(scorer)`. `out_scores` must have room for
+/// `n * k` floats. Normalisation from the bundle is applied; the reward
+/// combination is not (use `rk_scorer_score_batch` for the reward).
+#[no_mangle]
+pub unsafe extern "C" fn rk_scorer_score_outputs(
+    scorer: *const rk_scorer,
+    n: usize,
+    prompts: *const *const c_char,
+    responses: *const *const c_char,
+    out_scores: *mut f32,
+) -> *mut rk_error {
+    guard(|| {
+        let s = scorer_ref(scorer)?;
+        if prompts.is_null() {
+            return Err(Error::NullArgument("prompts".into()));
+        }
+        if responses.is_null() {
+            return Err(Error::NullArgument("responses".into()));
+        }
+        out_ptr(out_scores, "out_scores")?;
+        if n == 0 {
+            return Err(Error::EmptyBatch("n is 0"));
+        }
+        // SAFETY: the caller promises arrays of n pointers.
+        let (ps, rs) = unsafe {
+            (
+                std::slice::from_raw_parts(prompts, n),
+                std::slice::from_raw_parts(responses, n),
+            )
+        };
+        // SAFETY: each element is NULL or a NUL-terminated string.
+        let (pv, rv) = unsafe { pair_strings(ps, rs)? };
+        let all = s.inner.score_batch_outputs(&pv, &rv)?;
+        let k = s.output_names.len();
+        // SAFETY: the caller promises room for n * k floats.
+        let out = unsafe { std::slice::from_raw_parts_mut(out_scores, n * k) };
+        for (dst, src) in out.iter_mut().zip(all.iter()) {
+            *dst = *src;
+        }
         Ok(())
     })
 }

@@ -35,6 +35,10 @@ pub struct ModelSection {
     /// Which output is the reward (default: the first).
     #[serde(default)]
     pub reward_output: Option<String>,
+    /// Weights combining the outputs into the bundle's reward at scoring time
+    /// (one per output; regression recipes only, which train every output).
+    #[serde(default)]
+    pub reward_weights: Option<Vec<f32>>,
     #[serde(default)]
     pub pooling: Pooling,
     /// Longest encoded pair in tokens.
@@ -50,6 +54,7 @@ impl Default for ModelSection {
         ModelSection {
             outputs: default_outputs(),
             reward_output: None,
+            reward_weights: None,
             pooling: Pooling::Mean,
             max_length: default_max_length(),
             head_seed: 0,

@@ -338,6 +338,20 @@ impl Trainer {
                     "reward output {reward_output:?} is not one of {outputs:?}"
                 ))
             })?;
+        if let Some(w) = &recipe.model.reward_weights {
+            if w.len() != outputs.len() {
+                return Err(Error::InvalidArgument(format!(
+                    "model.reward_weights has {} weights for the {} outputs {outputs:?}",
+                    w.len(),
+                    outputs.len()
+                )));
+            }
+            if !matches!(objective_of(&recipe), Objective::Regression) {
+                return Err(Error::InvalidArgument(
+                    "model.reward_weights needs a regression loss: pairwise losses train only model.reward_output".into(),
+                ));
+            }
+        }
         let max_length = recipe.model.max_length.min(cfg.max_position_embeddings);
         let tokenizer = PairTokenizer::from_bytes(&tokenizer_json, max_length, "tokenizer.json")?;
         let objective = objective_of(&recipe);
@@ -973,6 +987,7 @@ impl Trainer {
             inputs,
             outputs: self.outputs.clone(),
             reward_output: self.outputs[self.reward_index].clone(),
+            reward_weights: self.recipe.model.reward_weights.clone(),
             pooling: self.recipe.model.pooling,
             max_length: self.tokenizer.max_length(),
             text: TextFormat::Pair,

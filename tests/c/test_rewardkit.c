@@ -11,6 +11,7 @@
  * WORKDIR is prepared by scripts/test-c.sh and holds:
  *   bundle/                  a scalar-reward bundle
  *   bundle5/                 a five-output (HelpSteer2) bundle
+ *   bundle5w/                bundle5 with reward_weights {0.5, 1, 0, 0, -0.25}
  *   broken-no-model/         bundle/ without model.onnx
  *   broken-truncated-model/  bundle/ with the first half of model.onnx only
  *   broken-bad-json/         bundle/ with a malformed rewardkit.json
@@ -125,6 +126,7 @@ static void check_err(rk_error *err, uint32_t code, const char *needle, const ch
 static const char *g_workdir;
 static char g_bundle[4096];
 static char g_bundle5[4096];
+static char g_bundle5w[4096];
 
 static const char *work_path(char *buf, size_t size, const char *name) {
     snprintf(buf, size, "%s/%s", g_workdir, name);
@@ -448,6 +450,46 @@ static void test_outputs(const rk_scorer *s, const rk_scorer *s5) {
             CHECK_NEAR(batch[i], one[i], 1e-5);
     float prob = SENTINEL_FLOAT;
     CHECK_OK(rk_scorer_compare(s5, PROMPTS[0], RESPONSES[0], RESPONSES[3], &prob));
+
+    /* All outputs, row-major; column 0 (helpfulness) is the reward. */
+    float all[NPAIRS * 5];
+    for (size_t i = 0; i < NPAIRS * 5; i++)
+        all[i] = SENTINEL_FLOAT;
+    if (CHECK_OK(rk_scorer_score_outputs(s5, NPAIRS, PROMPTS, RESPONSES, all)))
+        for (size_t i = 0; i < NPAIRS; i++) {
+            CHECK_NEAR(all[i * 5], one[i], 1e-5);
+            for (size_t j = 1; j < 5; j++)
+                CHECK(all[i * 5 + j] != SENTINEL_FLOAT);
+        }
+    float single = SENTINEL_FLOAT, single_reward = SENTINEL_FLOAT;
+    if (CHECK_OK(rk_scorer_score_outputs(s, 1, PROMPTS, RESPONSES, &single)) &&
+        CHECK_OK(rk_scorer_score(s, PROMPTS[0], RESPONSES[0], &single_reward)))
+        CHECK_NEAR(single, single_reward, 1e-5);
+    CHECK_ERR(rk_scorer_score_outputs(NULL, 1, PROMPTS, RESPONSES, all), RK_ERR_NULL_ARGUMENT,
+              "scorer");
+    CHECK_ERR(rk_scorer_score_outputs(s5, 1, NULL, RESPONSES, all), RK_ERR_NULL_ARGUMENT,
+              "prompts");
+    CHECK_ERR(rk_scorer_score_outputs(s5, 1, PROMPTS, NULL, all), RK_ERR_NULL_ARGUMENT,
+              "responses");
+    CHECK_ERR(rk_scorer_score_outputs(s5, 1, PROMPTS, RESPONSES, NULL), RK_ERR_NULL_ARGUMENT,
+              "out_scores");
+    CHECK_ERR(rk_scorer_score_outputs(s5, 0, PROMPTS, RESPONSES, all), RK_ERR_EMPTY_BATCH, "0");
+
+    /* A bundle with reward_weights: the reward is the weighted sum of outputs. */
+    rk_scorer *sw = open_ok(g_bundle5w, NULL);
+    if (sw != NULL) {
+        static const float w[5] = {0.5f, 1.0f, 0.0f, 0.0f, -0.25f};
+        float rewards[NPAIRS];
+        if (CHECK_OK(rk_scorer_score_batch(sw, NPAIRS, PROMPTS, RESPONSES, rewards)) &&
+            CHECK_OK(rk_scorer_score_outputs(sw, NPAIRS, PROMPTS, RESPONSES, all)))
+            for (size_t i = 0; i < NPAIRS; i++) {
+                float expect = 0.0f;
+                for (size_t j = 0; j < 5; j++)
+                    expect += w[j] * all[i * 5 + j];
+                CHECK_NEAR(rewards[i], expect, 1e-5);
+            }
+        rk_scorer_free(sw);
+    }
     CHECK(prob > 0.0f && prob < 1.0f);
 }
 
@@ -531,6 +573,7 @@ int main(int argc, char **argv) {
     g_workdir = argv[1];
     work_path(g_bundle, sizeof g_bundle, "bundle");
     work_path(g_bundle5, sizeof g_bundle5, "bundle5");
+    work_path(g_bundle5w, sizeof g_bundle5w, "bundle5w");
     const char *quick_env = getenv("RK_TEST_QUICK");
     int quick = quick_env != NULL && strcmp(quick_env, "1") == 0;
 
