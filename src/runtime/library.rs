@@ -43,6 +43,18 @@ pub fn ort_library_candidates() -> Vec<PathBuf> {
     {
         push_ancestors(&dir);
     }
+    // An installed or packaged librewardkit keeps ONNX Runtime beside itself
+    // (`make install`, the Python wheel, the Java jar's unpacked resources).
+    if let Some(dir) = own_library_dir() {
+        for c in [
+            dir.join(lib_file_name()),
+            dir.join("rewardkit").join(lib_file_name()),
+        ] {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
     out.push(PathBuf::from(lib_file_name()));
     out.push(PathBuf::from(format!(
         "{}onnxruntime{}",
@@ -50,6 +62,27 @@ pub fn ort_library_candidates() -> Vec<PathBuf> {
         std::env::consts::DLL_SUFFIX
     )));
     out
+}
+
+/// The directory of the shared object (or executable) this code lives in.
+#[cfg(unix)]
+fn own_library_dir() -> Option<PathBuf> {
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    let addr = own_library_dir as *const libc::c_void;
+    // SAFETY: dladdr only reads the loader's tables; `info` is a valid out-pointer.
+    if unsafe { libc::dladdr(addr, &mut info) } == 0 || info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dli_fname is a NUL-terminated path owned by the loader.
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    use std::os::unix::ffi::OsStrExt;
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
+    path.parent().map(Path::to_path_buf)
+}
+
+#[cfg(not(unix))]
+fn own_library_dir() -> Option<PathBuf> {
+    None
 }
 
 /// ORT's log level: `$REWARDKIT_ORT_LOG` (verbose, info, warning, error), else fatal only.
