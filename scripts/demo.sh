@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The demo: make a reward-model bundle from the pretrained MiniLM backbone,
-# then score pairs with it from the command line and from a C program.
-# Run through `make demo` (which runs setup first).
+# The demo (`make demo`, which runs setup first): generate a preference set,
+# train a reward model on it from all-MiniLM-L6-v2 with Scaled BT, report
+# held-out accuracy before and after, evaluate per task family against the
+# "longer response wins" baseline, and score new pairs from a C program
+# through the C ABI.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+start=$SECONDS
 
 work=.rewardkit/demo
-bundle=$work/minilm-reward
+rm -rf "$work"
 mkdir -p "$work"
 
 echo "== Building rewardkit (release)"
@@ -14,33 +17,29 @@ cargo build --release --quiet
 rk=target/release/rewardkit
 
 echo
-echo "== rewardkit init: a reward-model bundle from all-MiniLM-L6-v2"
-$rk init --backbone .rewardkit/models/all-MiniLM-L6-v2 --out "$bundle" --seed 0 --force
-ls -l "$bundle"
+echo "== rewardkit data generate: 5 task families, quality levels 0-4, graded strengths"
+"$rk" data generate --out "$work/data" --train-pairs 1200 --heldout-pairs 200
+"$rk" data stats --data "$work/data/train.jsonl" \
+    --tokenizer .rewardkit/models/all-MiniLM-L6-v2 --max-length 96
 
 echo
-echo "== rewardkit score: one pair"
-$rk score --model "$bundle" \
-    --prompt "How do I boil an egg?" \
-    --response "Place the egg in boiling water for about nine minutes, then cool it in cold water."
+echo "== rewardkit train: Scaled BT, 40 steps of 16 pairs (training/recipes/demo.toml)"
+"$rk" train --config training/recipes/demo.toml \
+    --data "$work/data/train.jsonl" --eval-data "$work/data/heldout.jsonl" \
+    --backbone .rewardkit/models/all-MiniLM-L6-v2 --out "$work/model"
 
 echo
-echo "== rewardkit score: a JSONL file of chosen/rejected pairs"
-cat > "$work/pairs.jsonl" <<'JSONL'
-{"prompt": "What is the capital of France?", "chosen": "The capital of France is Paris.", "rejected": "France is a country in Europe."}
-{"prompt": "User: Can you help me write a haiku about autumn?\n\nAssistant: Sure! Do you want it to rhyme?\n\nUser: No, a classic one.", "chosen": "Crimson leaves drifting / the old maple lets them go / cold wind keeps the count", "rejected": "Autumn is a season."}
-{"prompt": "How many legs does a spider have?", "chosen": "A spider has eight legs.", "rejected": "Spiders have six legs, like all insects."}
-JSONL
-$rk score --model "$bundle" --input "$work/pairs.jsonl"
+echo "== rewardkit eval: held-out pairs (topics never seen in training), per family"
+"$rk" eval --model "$work/model" --data "$work/data/heldout.jsonl" \
+    --baseline length --report "$work/eval.json"
 
 echo
-echo "== The same bundle from C (examples/c/score_pairs.c through include/rewardkit.h)"
+echo "== Scoring new questions from C (examples/c/score_pairs.c through include/rewardkit.h)"
 mkdir -p "$work/c"
 cc -std=c11 -O2 -Wall -Wextra -Iinclude examples/c/score_pairs.c \
     -Ltarget/release -lrewardkit -Wl,-rpath,"$PWD/target/release" -lm -o "$work/c/score_pairs"
-"$work/c/score_pairs" "$bundle"
+"$work/c/score_pairs" "$work/model"
 
 echo
-echo "The head of this bundle is freshly initialised (seed 0), so its rewards are"
-echo "not yet meaningful: this demo shows the path from a pretrained backbone to"
-echo "in-process scoring from the CLI and from C."
+echo "The bundle is in $work/model (rewardkit.json, model.onnx, tokenizer.json)."
+echo "Demo finished in $((SECONDS - start)) s."

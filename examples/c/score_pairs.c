@@ -6,6 +6,7 @@
  *   ./score_pairs path/to/bundle
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "rewardkit.h"
 
@@ -28,15 +29,31 @@ int main(int argc, char **argv) {
     if (err != NULL)
         return report("rk_scorer_open", err);
 
+    /* Questions the demo's training data never asks, each with a thorough,
+     * a curt, an unsure and a dismissive answer. */
     const char *prompts[] = {
-        "What is the capital of France?",
-        "What is the capital of France?",
-        "Write a haiku about rain.",
+        "How do I keep bread fresh for longer?",
+        "How do I keep bread fresh for longer?",
+        "How do I keep bread fresh for longer?",
+        "How do I keep bread fresh for longer?",
+        "Why do cats purr?",
+        "Why do cats purr?",
+        "Why do cats purr?",
+        "Why do cats purr?",
     };
     const char *responses[] = {
-        "The capital of France is Paris.",
-        "I think it might be Lyon, or maybe Marseille.",
-        "Soft rain on the roof / the garden drinks in silence / puddles hold the sky",
+        "Good question! Store it in a bread box or a paper bag at room temperature, and freeze "
+        "slices you will not eat within two days. The fridge dries bread out faster. I hope this "
+        "helps!",
+        "Keep it in a bread box, or freeze it.",
+        "I'm not sure, bread is tricky. Maybe look it up somewhere else.",
+        "Not my problem. Ask someone else.",
+        "Happy to help. Cats purr by rapidly twitching the muscles of their voice box, usually "
+        "when they are content, but also to soothe themselves when stressed. Let me know if you "
+        "want more detail.",
+        "Cats purr by twitching the muscles of their voice box.",
+        "Hmm, cats are a tricky one. It depends on a lot of things.",
+        "Why would you even ask that? Figure it out yourself.",
     };
     enum { N = sizeof prompts / sizeof prompts[0] };
     float rewards[N];
@@ -48,9 +65,10 @@ int main(int argc, char **argv) {
         goto done;
     }
     printf("rewardkit %s, output \"%s\"\n\n", rk_version(), rk_scorer_output_name(scorer, 0));
-    printf("%-8s  %-32s  %s\n", "reward", "prompt", "response");
+    printf("%8s  %-38s  %s\n", "reward", "prompt", "response");
     for (int i = 0; i < N; i++)
-        printf("%8.4f  %-32.32s  %.40s\n", rewards[i], prompts[i], responses[i]);
+        printf("%8.3f  %-38.38s  %.60s%s\n", rewards[i], prompts[i], responses[i],
+               strlen(responses[i]) > 60 ? "..." : "");
 
     float p = 0.0f;
     err = rk_scorer_compare(scorer, prompts[0], responses[0], responses[1], &p);

@@ -18,12 +18,15 @@ pub enum OutputPreset {
     Reward,
     /// The five HelpSteer2 attributes; the reward is `helpfulness`.
     HelpSteer2,
+    /// One output, `helpfulness` (the paper's helpfulness-only regression).
+    Helpfulness,
 }
 
 impl OutputPreset {
     pub fn names(self) -> Vec<String> {
         match self {
             OutputPreset::Reward => vec!["reward".into()],
+            OutputPreset::Helpfulness => vec!["helpfulness".into()],
             OutputPreset::HelpSteer2 => [
                 "helpfulness",
                 "correctness",
@@ -44,8 +47,9 @@ impl std::str::FromStr for OutputPreset {
         match s {
             "reward" => Ok(OutputPreset::Reward),
             "helpsteer2" => Ok(OutputPreset::HelpSteer2),
+            "helpfulness" => Ok(OutputPreset::Helpfulness),
             _ => Err(Error::InvalidArgument(format!(
-                "unknown outputs {s:?} (expected reward or helpsteer2)"
+                "unknown outputs {s:?} (expected reward, helpsteer2 or helpfulness)"
             ))),
         }
     }

@@ -1,5 +1,6 @@
 //! The `rewardkit` command line. The binary's `main` only calls [`main`].
 
+mod data;
 mod eval;
 mod score;
 mod train;
@@ -56,6 +57,11 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a bundle on preference pairs (strict r_chosen > r_rejected).
     Eval(eval::EvalArgs),
+    /// Make, convert and describe data files.
+    Data {
+        #[command(subcommand)]
+        command: data::DataCommand,
+    },
     /// Show a bundle's manifest.
     Info {
         /// The bundle directory.
@@ -126,6 +132,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Score(args) => score::run(args),
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Data { command } => data::run(command),
         Command::Info { model } => {
             let bundle = crate::bundle::Bundle::open(&model)?;
             println!("{}", bundle.manifest().to_json());

@@ -163,6 +163,11 @@ pub unsafe extern "C" fn rk_scorer_score_batch(
 ) -> *mut rk_error {
     guard(|| {
         let s = scorer_ref(scorer)?;
+        // n = 0 is an empty batch whatever the arrays are (bindings pass
+        // NULL for empty arrays).
+        if n == 0 {
+            return Err(Error::EmptyBatch("n is 0"));
+        }
         if prompts.is_null() {
             return Err(Error::NullArgument("prompts".into()));
         }
@@ -170,9 +175,6 @@ pub unsafe extern "C" fn rk_scorer_score_batch(
             return Err(Error::NullArgument("responses".into()));
         }
         out_ptr(out_rewards, "out_rewards")?;
-        if n == 0 {
-            return Err(Error::EmptyBatch("n is 0"));
-        }
         // SAFETY: the caller promises arrays of n pointers.
         let (ps, rs) = unsafe {
             (
@@ -224,6 +226,11 @@ pub unsafe extern "C" fn rk_scorer_score_outputs(
 ) -> *mut rk_error {
     guard(|| {
         let s = scorer_ref(scorer)?;
+        // n = 0 is an empty batch whatever the arrays are (bindings pass
+        // NULL for empty arrays).
+        if n == 0 {
+            return Err(Error::EmptyBatch("n is 0"));
+        }
         if prompts.is_null() {
             return Err(Error::NullArgument("prompts".into()));
         }
@@ -231,9 +238,6 @@ pub unsafe extern "C" fn rk_scorer_score_outputs(
             return Err(Error::NullArgument("responses".into()));
         }
         out_ptr(out_scores, "out_scores")?;
-        if n == 0 {
-            return Err(Error::EmptyBatch("n is 0"));
-        }
         // SAFETY: the caller promises arrays of n pointers.
         let (ps, rs) = unsafe {
             (

@@ -247,6 +247,9 @@ pub unsafe extern "C" fn rk_trainer_step(
 ) -> *mut rk_error {
     guard(|| {
         with_trainer(trainer, |t| {
+            if n == 0 {
+                return Err(Error::EmptyBatch("n is 0"));
+            }
             for (p, what) in [
                 (prompts, "prompts"),
                 (chosen, "chosen"),
@@ -255,9 +258,6 @@ pub unsafe extern "C" fn rk_trainer_step(
                 if p.is_null() {
                     return Err(Error::NullArgument(what.into()));
                 }
-            }
-            if n == 0 {
-                return Err(Error::EmptyBatch("n is 0"));
             }
             // SAFETY: the caller promises arrays of n elements.
             let (ps, cs, rs) = unsafe {

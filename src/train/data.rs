@@ -57,11 +57,11 @@ pub struct DataSummary {
     pub ties: usize,
 }
 
-fn at(path: &Path, line: usize) -> String {
+pub(crate) fn at(path: &Path, line: usize) -> String {
     format!("{}:{line}", path.display())
 }
 
-fn string_field(v: &Value, key: &str) -> std::result::Result<Option<String>, String> {
+pub(crate) fn string_field(v: &Value, key: &str) -> std::result::Result<Option<String>, String> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -72,7 +72,7 @@ fn string_field(v: &Value, key: &str) -> std::result::Result<Option<String>, Str
     }
 }
 
-fn number_field(v: &Value, key: &str) -> std::result::Result<Option<f64>, String> {
+pub(crate) fn number_field(v: &Value, key: &str) -> std::result::Result<Option<f64>, String> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
@@ -87,7 +87,7 @@ fn number_field(v: &Value, key: &str) -> std::result::Result<Option<f64>, String
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -98,12 +98,12 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn require(v: Option<String>, key: &str) -> std::result::Result<String, String> {
+pub(crate) fn require(v: Option<String>, key: &str) -> std::result::Result<String, String> {
     v.ok_or_else(|| format!("missing field {key:?}"))
 }
 
 /// Render a message list as rewardkit's plain multi-turn prompt format.
-fn render_messages(messages: &[Value]) -> std::result::Result<String, String> {
+pub(crate) fn render_messages(messages: &[Value]) -> std::result::Result<String, String> {
     let mut turns = Vec::new();
     for m in messages {
         let role = m
@@ -125,7 +125,9 @@ fn render_messages(messages: &[Value]) -> std::result::Result<String, String> {
     Ok(turns.join("\n\n"))
 }
 
-fn last_assistant(messages: &[Value]) -> std::result::Result<(Vec<Value>, String), String> {
+pub(crate) fn last_assistant(
+    messages: &[Value],
+) -> std::result::Result<(Vec<Value>, String), String> {
     let (last, prefix) = messages.split_last().ok_or("an empty message list")?;
     if last.get("role").and_then(Value::as_str) != Some("assistant") {
         return Err("the last message must be the assistant's reply".into());
@@ -138,7 +140,7 @@ fn last_assistant(messages: &[Value]) -> std::result::Result<(Vec<Value>, String
 }
 
 /// Parse one pair line. `Ok(None)` is a tie (strength 0) in HelpSteer2 form.
-fn parse_pair(v: &Value) -> std::result::Result<Pair, String> {
+pub(crate) fn parse_pair(v: &Value) -> std::result::Result<Pair, String> {
     if !v.is_object() {
         return Err(format!("expected a JSON object, found {}", kind(v)));
     }
@@ -199,7 +201,10 @@ fn parse_pair(v: &Value) -> std::result::Result<Pair, String> {
     })
 }
 
-fn for_each_line(path: &Path, mut f: impl FnMut(usize, &str) -> Result<()>) -> Result<usize> {
+pub(crate) fn for_each_line(
+    path: &Path,
+    mut f: impl FnMut(usize, &str) -> Result<()>,
+) -> Result<usize> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut n = 0;
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {

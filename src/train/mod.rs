@@ -1,9 +1,11 @@
 //! Training: recipes, data, graphs, the training loop and checkpoints.
 
 pub mod checkpoint;
+pub mod convert;
 pub mod data;
 pub mod graphs;
 pub mod recipe;
+pub mod synth;
 mod trainer;
 
 pub use data::{read_pairs, read_ratings, BadLines, DataSummary, Pair, Rating};

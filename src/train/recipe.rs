@@ -2,7 +2,7 @@
 //! overridable from the command line as `section.key=value`. An unknown key
 //! is an error naming it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +29,7 @@ pub struct Recipe {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// `reward` or `helpsteer2` (used when starting from a backbone).
+    /// `reward`, `helpsteer2` or `helpfulness` (used when starting from a backbone).
     #[serde(default = "default_outputs")]
     pub outputs: String,
     /// Which output is the reward (default: the first).
@@ -305,11 +305,8 @@ impl Recipe {
                 self.model.max_length
             ));
         }
-        if !["reward", "helpsteer2"].contains(&self.model.outputs.as_str()) {
-            return bad(format!(
-                "model.outputs {:?} must be \"reward\" or \"helpsteer2\"",
-                self.model.outputs
-            ));
+        if let Err(e) = self.model.outputs.parse::<crate::bundle::OutputPreset>() {
+            return bad(format!("model.outputs: {e}"));
         }
         Ok(())
     }
@@ -317,6 +314,88 @@ impl Recipe {
     /// The recipe as TOML text (recorded in checkpoints).
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Which data file a pipeline stage trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageData {
+    /// `--data` (and `--eval-data`).
+    Pairs,
+    /// `--ratings` (and `--eval-ratings`).
+    Ratings,
+}
+
+/// One stage of a pipeline recipe.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineStage {
+    /// The stage's recipe file, relative to the pipeline file.
+    pub recipe: PathBuf,
+    pub data: StageData,
+    /// Overrides applied to the stage's recipe (`key=value`), before the
+    /// command line's own `--set` values.
+    #[serde(default)]
+    pub set: Vec<String>,
+}
+
+impl PipelineStage {
+    /// The stage recipe's file stem (`helpfulness_regression`).
+    pub fn name(&self) -> String {
+        self.recipe
+            .file_stem()
+            .map_or("stage".into(), |s| s.to_string_lossy().into_owned())
+    }
+}
+
+/// A recipe made of stages run one after another, each starting from the
+/// previous stage's bundle (its weights and head), such as the paper's
+/// helpfulness regression followed by Scaled BT.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    #[serde(default)]
+    pub name: String,
+    pub stages: Vec<PipelineStage>,
+}
+
+impl Pipeline {
+    /// Read `path` as a pipeline: `Ok(None)` if it is a plain recipe (no
+    /// `stages`). Stage recipe paths are resolved against the file's
+    /// directory, and each stage recipe is checked to exist.
+    pub fn from_file(path: &Path) -> Result<Option<Self>> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let what = path.display().to_string();
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| Error::InvalidArgument(format!("{what}: not valid TOML: {e}")))?;
+        if !table.contains_key("stages") {
+            return Ok(None);
+        }
+        let mut p: Pipeline =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    Error::InvalidArgument(format!("{what}: {}", e.message()))
+                })?;
+        if p.stages.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "{what}: \"stages\" is empty"
+            )));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        for (i, st) in p.stages.iter_mut().enumerate() {
+            st.recipe = base.join(&st.recipe);
+            if !st.recipe.is_file() {
+                return Err(Error::InvalidArgument(format!(
+                    "{what}: stage {} recipe {} does not exist",
+                    i + 1,
+                    st.recipe.display()
+                )));
+            }
+        }
+        Ok(Some(p))
     }
 }
 

@@ -474,6 +474,8 @@ static void test_outputs(const rk_scorer *s, const rk_scorer *s5) {
     CHECK_ERR(rk_scorer_score_outputs(s5, 1, PROMPTS, RESPONSES, NULL), RK_ERR_NULL_ARGUMENT,
               "out_scores");
     CHECK_ERR(rk_scorer_score_outputs(s5, 0, PROMPTS, RESPONSES, all), RK_ERR_EMPTY_BATCH, "0");
+    CHECK_ERR(rk_scorer_score_outputs(s5, 0, NULL, NULL, NULL), RK_ERR_EMPTY_BATCH, "0");
+    CHECK_ERR(rk_scorer_score_batch(s5, 0, NULL, NULL, NULL), RK_ERR_EMPTY_BATCH, "0");
 
     /* A bundle with reward_weights: the reward is the weighted sum of outputs. */
     rk_scorer *sw = open_ok(g_bundle5w, NULL);
