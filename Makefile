@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build demo test test-rust test-c test-python header bench
+PREFIX ?= /usr/local
+
+.PHONY: setup build demo test test-rust test-c test-python test-bindings test-install install bindings header bench bench-bindings
 
 ## Fetch ONNX Runtime and the default backbone into .rewardkit/ (idempotent).
 setup:
@@ -28,9 +30,32 @@ test-c: setup
 test-python: setup
 	bash scripts/test-python.sh
 
+## Go, Java and Python bindings (generated layers checked against the header) and the install test.
+test-bindings: setup
+	bash scripts/test-bindings.sh
+
+test-install: build
+	bash scripts/test-install.sh
+
+## Install the header, libraries, rewardkit.pc and ONNX Runtime into $(PREFIX) (honours DESTDIR).
+## Build first (`make build`); install itself never runs cargo, so `sudo make install` is safe.
+install:
+	bash scripts/install.sh $(PREFIX)
+
+## Regenerate every binding's low-level layer from include/rewardkit.h.
+bindings:
+	bash scripts/gen-bindings.sh
+
 ## Regenerate include/rewardkit.h from src/ffi.
 header:
 	RK_BLESS=1 $(CARGO) test --test header
 
 bench: setup
 	$(CARGO) bench --bench scoring
+
+## Per-call latency of C, Python, Go and Java on a tiny bundle, side by side.
+bench-bindings: build
+	@d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
+	target/release/rewardkit dev tiny-backbone "$$d/tiny" >/dev/null && \
+	target/release/rewardkit init --backbone "$$d/tiny" --out "$$d/bundle" --seed 3 >/dev/null && \
+	bash bindings/bench/compare.sh "$$d/bundle" 2000

@@ -11,3 +11,5 @@ echo "== C ABI tests"
 bash scripts/test-c.sh
 echo "== Python interop tests"
 bash scripts/test-python.sh
+echo "== Bindings (Go, Java, Python) and install"
+bash scripts/test-bindings.sh

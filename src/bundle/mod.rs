@@ -3,11 +3,13 @@
 
 mod create;
 mod manifest;
+mod merge;
 
 pub use create::{init_from_backbone, write_bundle, write_bundle_files, InitOptions, OutputPreset};
 pub use manifest::{
     Architecture, Manifest, Normalization, Provenance, TextFormat, FORMAT_NAME, FORMAT_VERSION,
 };
+pub use merge::merge_expo;
 
 use std::path::{Path, PathBuf};
 

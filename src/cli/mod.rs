@@ -57,6 +57,23 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a bundle on preference pairs (strict r_chosen > r_rejected).
     Eval(eval::EvalArgs),
+    /// ExPO: extrapolate from a weak to a strong bundle, θ = θ_w + α(θ_s − θ_w).
+    Merge {
+        /// The weaker bundle (e.g. an earlier checkpoint or the SFT-stage model).
+        #[arg(long)]
+        weak: PathBuf,
+        /// The stronger bundle (same architecture).
+        #[arg(long)]
+        strong: PathBuf,
+        /// Extrapolation factor (1 = strong; the ExPO paper uses about 1.5).
+        #[arg(long, default_value_t = 1.5)]
+        alpha: f32,
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing bundle at --out.
+        #[arg(long)]
+        force: bool,
+    },
     /// Make, convert and describe data files.
     Data {
         #[command(subcommand)]
@@ -133,6 +150,23 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Data { command } => data::run(command),
+        Command::Merge {
+            weak,
+            strong,
+            alpha,
+            out,
+            force,
+        } => {
+            let b = crate::bundle::merge_expo(&weak, &strong, alpha, &out, force)?;
+            println!(
+                "wrote {} = {} + {alpha}·({} − {})",
+                b.dir().display(),
+                weak.display(),
+                strong.display(),
+                weak.display()
+            );
+            Ok(())
+        }
         Command::Info { model } => {
             let bundle = crate::bundle::Bundle::open(&model)?;
             println!("{}", bundle.manifest().to_json());

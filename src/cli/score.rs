@@ -102,7 +102,7 @@ fn row_json(scorer: &Scorer, outputs: &[f32]) -> serde_json::Map<String, serde_j
     let mut m = serde_json::Map::new();
     m.insert(
         "reward".into(),
-        serde_json::json!(outputs[scorer.reward_index()]),
+        serde_json::json!(scorer.reward_of(outputs)),
     );
     for (name, v) in scorer.output_names().iter().zip(outputs) {
         m.insert(name.clone(), serde_json::json!(v));
@@ -202,7 +202,7 @@ pub(super) fn run(args: ScoreArgs) -> Result<()> {
                 let c = scores.row(k).to_vec();
                 let r = scores.row(k + 1).to_vec();
                 k += 2;
-                let ri = scorer.reward_index();
+                let (rc, rr) = (scorer.reward_of(&c), scorer.reward_of(&r));
                 let mut m = serde_json::Map::new();
                 m.insert(
                     "chosen".into(),
@@ -212,8 +212,8 @@ pub(super) fn run(args: ScoreArgs) -> Result<()> {
                     "rejected".into(),
                     serde_json::Value::Object(row_json(&scorer, &r)),
                 );
-                m.insert("margin".into(), serde_json::json!(c[ri] - r[ri]));
-                m.insert("correct".into(), serde_json::json!(c[ri] > r[ri]));
+                m.insert("margin".into(), serde_json::json!(rc - rr));
+                m.insert("correct".into(), serde_json::json!(rc > rr));
                 m
             }
         };

@@ -186,6 +186,15 @@ impl Scorer {
         self.reward_index
     }
 
+    /// The reward of one row of [`score_batch_outputs`](Self::score_batch_outputs):
+    /// the reward output, or the weighted sum when the bundle has weights.
+    pub fn reward_of(&self, outputs: &[f32]) -> f32 {
+        match &self.bundle.manifest().reward_weights {
+            Some(w) => outputs.iter().zip(w).map(|(s, w)| s * w).sum(),
+            None => outputs[self.reward_index],
+        }
+    }
+
     /// Weights combining all outputs into the reward, if the bundle has them.
     pub fn reward_weights(&self) -> Option<&[f32]> {
         self.bundle.manifest().reward_weights.as_deref()
@@ -208,14 +217,14 @@ impl Scorer {
         responses: &[R],
     ) -> Result<Vec<f32>> {
         let all = self.score_batch_outputs(prompts, responses)?;
-        Ok(match &self.bundle.manifest().reward_weights {
-            Some(w) => all
-                .rows()
-                .into_iter()
-                .map(|row| row.iter().zip(w).map(|(s, w)| s * w).sum())
-                .collect(),
-            None => all.column(self.reward_index).to_vec(),
-        })
+        Ok(all
+            .rows()
+            .into_iter()
+            .map(|row| match row.as_slice() {
+                Some(r) => self.reward_of(r),
+                None => self.reward_of(&row.to_vec()),
+            })
+            .collect())
     }
 
     /// Every output for a batch of pairs: `[n, n_outputs]`, in input order.

@@ -1,0 +1,3 @@
+module rewardkit.dev/go
+
+go 1.24
