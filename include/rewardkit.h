@@ -38,7 +38,9 @@
 // A batch had zero elements.
 #define RK_ERR_EMPTY_BATCH 102
 
-// Parallel inputs had different lengths.
+// Parallel inputs had different lengths. The C functions take one count
+// for all their arrays, so this code comes from the language bindings
+// (and the Rust API), which check their inputs' lengths.
 #define RK_ERR_LENGTH_MISMATCH 103
 
 // An argument had a value outside what is accepted.
@@ -104,7 +106,9 @@ typedef struct rk_scorer rk_scorer;
 typedef struct rk_trainer rk_trainer;
 
 // Options for `rk_scorer_open`. Always start from `rk_scorer_options_default()`
-// and change the fields you need: fields are only ever appended.
+// and change the fields you need. The layout is fixed within a major version
+// (`RK_VERSION_MAJOR`): a new field is appended, and only in a new major
+// version, since the struct is passed by value and by pointer.
 typedef struct {
   // Intra-op threads per session; 0 = one per core.
   size_t threads;
@@ -175,6 +179,8 @@ rk_scorer_options rk_scorer_options_default(void);
 //
 // `opts` may be NULL for the defaults. On success `*out` receives a new
 // scorer, to be released with `rk_scorer_free`; on error `*out` is left as is.
+// A path that is not a bundle directory (missing, or missing a file) is
+// `RK_ERR_INVALID_BUNDLE`; an unreadable file is `RK_ERR_IO`.
 rk_error *rk_scorer_open(const char *bundle_dir, const rk_scorer_options *opts, rk_scorer **out);
 
 // Release a scorer. `rk_scorer_free(NULL)` does nothing. No call on the

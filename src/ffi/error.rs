@@ -8,7 +8,9 @@ pub const RK_ERR_NULL_ARGUMENT: u32 = 100;
 pub const RK_ERR_INVALID_UTF8: u32 = 101;
 /// A batch had zero elements.
 pub const RK_ERR_EMPTY_BATCH: u32 = 102;
-/// Parallel inputs had different lengths.
+/// Parallel inputs had different lengths. The C functions take one count
+/// for all their arrays, so this code comes from the language bindings
+/// (and the Rust API), which check their inputs' lengths.
 pub const RK_ERR_LENGTH_MISMATCH: u32 = 103;
 /// An argument had a value outside what is accepted.
 pub const RK_ERR_INVALID_ARGUMENT: u32 = 104;

@@ -11,7 +11,9 @@ pub const RK_DEVICE_CPU: i32 = 0;
 pub const RK_DEVICE_CUDA: i32 = 1;
 
 /// Options for `rk_scorer_open`. Always start from `rk_scorer_options_default()`
-/// and change the fields you need: fields are only ever appended.
+/// and change the fields you need. The layout is fixed within a major version
+/// (`RK_VERSION_MAJOR`): a new field is appended, and only in a new major
+/// version, since the struct is passed by value and by pointer.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct rk_scorer_options {
@@ -78,6 +80,8 @@ fn to_options(o: &rk_scorer_options) -> Result<ScorerOptions, Error> {
 ///
 /// `opts` may be NULL for the defaults. On success `*out` receives a new
 /// scorer, to be released with `rk_scorer_free`; on error `*out` is left as is.
+/// A path that is not a bundle directory (missing, or missing a file) is
+/// `RK_ERR_INVALID_BUNDLE`; an unreadable file is `RK_ERR_IO`.
 #[no_mangle]
 pub unsafe extern "C" fn rk_scorer_open(
     bundle_dir: *const c_char,

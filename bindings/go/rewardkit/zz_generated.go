@@ -22,7 +22,9 @@ const (
 	// CodeEmptyBatch is RK_ERR_EMPTY_BATCH: a batch had zero elements.
 	CodeEmptyBatch ErrorCode = 102
 
-	// CodeLengthMismatch is RK_ERR_LENGTH_MISMATCH: parallel inputs had different lengths.
+	// CodeLengthMismatch is RK_ERR_LENGTH_MISMATCH: parallel inputs had different lengths. The C functions take one count
+	// for all their arrays, so this code comes from the language bindings
+	// (and the Rust API), which check their inputs' lengths.
 	CodeLengthMismatch ErrorCode = 103
 
 	// CodeInvalidArgument is RK_ERR_INVALID_ARGUMENT: an argument had a value outside what is accepted.
@@ -239,6 +241,8 @@ func rkScorerOptionsDefault() C.rk_scorer_options {
 //
 // `opts` may be NULL for the defaults. On success `*out` receives a new
 // scorer, to be released with `rk_scorer_free`; on error `*out` is left as is.
+// A path that is not a bundle directory (missing, or missing a file) is
+// `RK_ERR_INVALID_BUNDLE`; an unreadable file is `RK_ERR_IO`.
 func rkScorerOpen(bundleDir *C.char, opts *C.rk_scorer_options, out **C.rk_scorer) error {
 	return errorFromC(C.rk_scorer_open(bundleDir, opts, out))
 }

@@ -39,7 +39,9 @@ RK_ERR_INVALID_UTF8 = 101
 # A batch had zero elements.
 RK_ERR_EMPTY_BATCH = 102
 
-# Parallel inputs had different lengths.
+# Parallel inputs had different lengths. The C functions take one count
+# for all their arrays, so this code comes from the language bindings
+# (and the Rust API), which check their inputs' lengths.
 RK_ERR_LENGTH_MISMATCH = 103
 
 # An argument had a value outside what is accepted.
@@ -104,7 +106,9 @@ class ErrorCode(enum.IntEnum):
     INVALID_UTF8 = 101
     # A batch had zero elements.
     EMPTY_BATCH = 102
-    # Parallel inputs had different lengths.
+    # Parallel inputs had different lengths. The C functions take one count
+    # for all their arrays, so this code comes from the language bindings
+    # (and the Rust API), which check their inputs' lengths.
     LENGTH_MISMATCH = 103
     # An argument had a value outside what is accepted.
     INVALID_ARGUMENT = 104
@@ -155,7 +159,9 @@ class rk_trainer(ctypes.Structure):
 
 
 # Options for `rk_scorer_open`. Always start from `rk_scorer_options_default()`
-# and change the fields you need: fields are only ever appended.
+# and change the fields you need. The layout is fixed within a major version
+# (`RK_VERSION_MAJOR`): a new field is appended, and only in a new major
+# version, since the struct is passed by value and by pointer.
 class rk_scorer_options(ctypes.Structure):
     _fields_ = [
         # Intra-op threads per session; 0 = one per core.
@@ -229,6 +235,8 @@ FUNCTIONS = {
     #
     # `opts` may be NULL for the defaults. On success `*out` receives a new
     # scorer, to be released with `rk_scorer_free`; on error `*out` is left as is.
+    # A path that is not a bundle directory (missing, or missing a file) is
+    # `RK_ERR_INVALID_BUNDLE`; an unreadable file is `RK_ERR_IO`.
     # rk_error *rk_scorer_open(const char *bundle_dir, const rk_scorer_options *opts, rk_scorer **out);
     "rk_scorer_open": (POINTER(rk_error), [c_char_p, POINTER(rk_scorer_options), POINTER(POINTER(rk_scorer))]),
     # Release a scorer. `rk_scorer_free(NULL)` does nothing. No call on the

@@ -74,7 +74,9 @@ public interface RewardkitLibrary extends Library {
     int RK_ERR_EMPTY_BATCH = 102;
 
     /**
-     * Parallel inputs had different lengths.
+     * Parallel inputs had different lengths. The C functions take one count
+     * for all their arrays, so this code comes from the language bindings
+     * (and the Rust API), which check their inputs' lengths.
      */
     int RK_ERR_LENGTH_MISMATCH = 103;
 
@@ -179,7 +181,9 @@ public interface RewardkitLibrary extends Library {
 
     /**
      * Options for {@code rk_scorer_open}. Always start from {@code rk_scorer_options_default()}
-     * and change the fields you need: fields are only ever appended.
+     * and change the fields you need. The layout is fixed within a major version
+     * ({@code RK_VERSION_MAJOR}): a new field is appended, and only in a new major
+     * version, since the struct is passed by value and by pointer.
      *
      * <p>C struct {@code rk_scorer_options}; fields in header order.
      */
@@ -362,6 +366,8 @@ public interface RewardkitLibrary extends Library {
      *
      * {@code opts} may be NULL for the defaults. On success {@code *out} receives a new
      * scorer, to be released with {@code rk_scorer_free}; on error {@code *out} is left as is.
+     * A path that is not a bundle directory (missing, or missing a file) is
+     * {@code RK_ERR_INVALID_BUNDLE}; an unreadable file is {@code RK_ERR_IO}.
      *
      * <p>C: {@code rk_error *rk_scorer_open(const char *bundle_dir, const rk_scorer_options *opts, rk_scorer **out)}
      */
