@@ -168,3 +168,126 @@ fn init_refuses_to_clobber_unless_forced() {
         "keep me"
     );
 }
+
+#[test]
+fn file_digests_are_recorded_and_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = common::reward_bundle(dir.path());
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(good.join("rewardkit.json")).unwrap())
+            .unwrap();
+    let files = m["files"].as_object().expect("files are recorded");
+    for f in ["model.onnx", "tokenizer.json"] {
+        assert_eq!(files[f]["sha256"].as_str().unwrap().len(), 64, "{f}");
+    }
+
+    // A model with one byte changed (same size): refused, naming the file.
+    let b = copy_bundle(&good, &dir.path().join("flipped"));
+    let mut bytes = std::fs::read(b.join("model.onnx")).unwrap();
+    let i = bytes.len() - 100;
+    bytes[i] ^= 1;
+    std::fs::write(b.join("model.onnx"), &bytes).unwrap();
+    let e = open_err(&b);
+    assert_eq!(e.code(), ErrorCode::InvalidModel, "{e}");
+    assert!(e.to_string().contains("sha256"), "{e}");
+    // The check can be skipped (the model still loads: a weight byte changed).
+    Scorer::open(&b, ScorerOptions::default().with_verify_files(false))
+        .expect("opens without the digest check");
+
+    // A tokenizer with text appended: a size mismatch, a bundle error.
+    let b = copy_bundle(&good, &dir.path().join("tok"));
+    let mut tok = std::fs::read(b.join("tokenizer.json")).unwrap();
+    tok.extend_from_slice(b"\n ");
+    std::fs::write(b.join("tokenizer.json"), &tok).unwrap();
+    let e = open_err(&b);
+    assert_eq!(e.code(), ErrorCode::InvalidBundle, "{e}");
+    assert!(e.to_string().contains("tokenizer.json") && e.to_string().contains("bytes"), "{e}");
+
+    // A manifest listing a file outside the bundle is refused.
+    let b = copy_bundle(&good, &dir.path().join("outside"));
+    edit_manifest(&b, |m| {
+        m["files"]["../outside.bin"] = serde_json::json!({"bytes": 1, "sha256": "00"});
+    });
+    let e = open_err(&b);
+    assert!(e.to_string().contains("outside the bundle"), "{e}");
+}
+
+/// Point one initializer of a bundle's model at external data `location`,
+/// dropping the recorded digests (a hand-made, hostile bundle).
+fn with_external_location(dir: &Path, location: &str) {
+    use rewardkit::onnx::io::{read_model, write_atomic};
+    use rewardkit::onnx::proto::{StringStringEntryProto, DATA_LOCATION_EXTERNAL};
+    let mut model = read_model(&dir.join("model.onnx")).unwrap();
+    let t = model
+        .graph
+        .as_mut()
+        .unwrap()
+        .initializer
+        .iter_mut()
+        .find(|t| t.raw_data.as_ref().is_some_and(|r| r.len() > 64))
+        .unwrap();
+    let n = t.raw_data.take().unwrap().len();
+    t.data_location = Some(DATA_LOCATION_EXTERNAL);
+    t.external_data = [("location", location.to_string()), ("length", n.to_string())]
+        .into_iter()
+        .map(|(k, v)| StringStringEntryProto {
+            key: Some(k.into()),
+            value: Some(v),
+        })
+        .collect();
+    use prost::Message;
+    write_atomic(&dir.join("model.onnx"), &model.encode_to_vec()).unwrap();
+    edit_manifest(dir, |m| {
+        m.as_object_mut().unwrap().remove("files");
+    });
+}
+
+#[test]
+fn external_data_outside_the_bundle_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = common::reward_bundle(dir.path());
+    std::fs::write(dir.path().join("secret.bin"), vec![0u8; 1 << 16]).unwrap();
+    for (name, location) in [
+        ("dotdot", "../secret.bin".to_string()),
+        ("absolute", dir.path().join("secret.bin").display().to_string()),
+        ("nested", "sub/../../secret.bin".to_string()),
+    ] {
+        let b = copy_bundle(&good, &dir.path().join(name));
+        with_external_location(&b, &location);
+        let e = open_err(&b);
+        assert_eq!(e.code(), ErrorCode::InvalidModel, "{name}: {e}");
+        assert!(e.to_string().contains("outside the model's folder"), "{name}: {e}");
+    }
+    // Inside the bundle but missing: named.
+    let b = copy_bundle(&good, &dir.path().join("missing"));
+    with_external_location(&b, "weights.bin");
+    let e = open_err(&b);
+    assert!(e.to_string().contains("weights.bin"), "{e}");
+}
+
+#[test]
+fn tensor_bytes_must_match_their_shapes() {
+    use prost::Message;
+    use rewardkit::onnx::io::{read_model, write_atomic};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = common::reward_bundle(dir.path());
+    let b = copy_bundle(&good, &dir.path().join("short"));
+    let mut model = read_model(&b.join("model.onnx")).unwrap();
+    let t = model
+        .graph
+        .as_mut()
+        .unwrap()
+        .initializer
+        .iter_mut()
+        .find(|t| t.raw_data.as_ref().is_some_and(|r| r.len() > 64))
+        .unwrap();
+    let name = t.name().to_string();
+    t.raw_data.as_mut().unwrap().truncate(8);
+    write_atomic(&b.join("model.onnx"), &model.encode_to_vec()).unwrap();
+    edit_manifest(&b, |m| {
+        m.as_object_mut().unwrap().remove("files");
+    });
+    let e = open_err(&b);
+    assert_eq!(e.code(), ErrorCode::InvalidModel, "{e}");
+    assert!(e.to_string().contains(&name) && e.to_string().contains("8 bytes"), "{e}");
+}

@@ -195,6 +195,7 @@ pub fn init_from_backbone(backbone: &Path, out: &Path, opts: &InitOptions) -> Re
             data_digest: None,
             metrics: Default::default(),
         },
+        files: None,
     };
     write_bundle(out, &manifest, &model, &tokenizer_json, opts.overwrite)
 }
@@ -243,6 +244,7 @@ pub fn write_bundle(
     let written = (|| {
         write_model(&staging.join(MODEL_FILE), model, DEFAULT_EXTERNAL_THRESHOLD)?;
         write_atomic(&staging.join(TOKENIZER_FILE), tokenizer_json)?;
+        let manifest = with_file_records(&staging, manifest)?;
         write_atomic(&staging.join(MANIFEST_FILE), manifest.to_json().as_bytes())?;
         if out.exists() {
             std::fs::remove_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -274,6 +276,17 @@ pub fn write_bundle_files(
     }
     write_model(&out.join(MODEL_FILE), model, DEFAULT_EXTERNAL_THRESHOLD)?;
     write_atomic(&out.join(TOKENIZER_FILE), tokenizer_json)?;
+    let manifest = with_file_records(out, manifest)?;
     write_atomic(&mpath, manifest.to_json().as_bytes())?;
     Bundle::open(out)
+}
+
+/// `manifest` with the sizes and digests of the bundle files written in `dir`
+/// (model, its external data, tokenizer).
+fn with_file_records(dir: &Path, manifest: &Manifest) -> Result<Manifest> {
+    let mut names = vec![MODEL_FILE.to_string(), TOKENIZER_FILE.to_string()];
+    names.extend(super::integrity::check_model(dir, MODEL_FILE)?);
+    let mut m = manifest.clone();
+    m.files = Some(super::integrity::record_files(dir, &names)?);
+    Ok(m)
 }

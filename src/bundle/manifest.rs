@@ -36,6 +36,11 @@ pub struct Manifest {
     pub normalization: Option<Normalization>,
     #[serde(default)]
     pub provenance: Provenance,
+    /// Size and sha256 of each file of the bundle, checked on open. Written
+    /// by rewardkit; bundles without it (older ones, hand-made ones) are
+    /// opened without the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<std::collections::BTreeMap<String, super::integrity::FileRecord>>,
 }
 
 /// The model family and its configuration (the backbone's `config.json`).
@@ -196,6 +201,7 @@ mod tests {
             text: TextFormat::Pair,
             normalization: None,
             provenance: Provenance::default(),
+            files: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! manifest), `model.onnx` and `tokenizer.json`.
 
 mod create;
+pub mod integrity;
 mod manifest;
 mod merge;
 
@@ -31,9 +32,16 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// Open the bundle at `dir`: read and validate the manifest and check that
-    /// the model and tokenizer files are there.
+    /// Open the bundle at `dir`: read and validate the manifest, check that
+    /// the model and tokenizer files are there, and check every file against
+    /// the sizes and sha256 digests the manifest records.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(dir, true)
+    }
+
+    /// [`open`](Self::open), skipping the digest check when `verify_files`
+    /// is false (faster for large bundles from a trusted place).
+    pub fn open_with(dir: impl AsRef<Path>, verify_files: bool) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         if !dir.is_dir() {
             return Err(Error::bundle(&dir, "not a directory"));
@@ -69,6 +77,16 @@ impl Bundle {
         for file in [MODEL_FILE, TOKENIZER_FILE] {
             let p = dir.join(file);
             match std::fs::metadata(&p) {
+                Ok(m) if file == TOKENIZER_FILE && m.len() > integrity::MAX_TOKENIZER_BYTES => {
+                    return Err(Error::bundle(
+                        &dir,
+                        format!(
+                            "{file} is {} bytes, more than the {} allowed",
+                            m.len(),
+                            integrity::MAX_TOKENIZER_BYTES
+                        ),
+                    ))
+                }
                 Ok(m) if m.is_file() && m.len() > 0 => {}
                 Ok(_) => {
                     return Err(Error::bundle(
@@ -78,6 +96,9 @@ impl Bundle {
                 }
                 Err(e) => return Err(Error::bundle(&dir, format!("{file}: {e}"))),
             }
+        }
+        if let (true, Some(files)) = (verify_files, &manifest.files) {
+            integrity::verify_files(&dir, files)?;
         }
         Ok(Bundle { dir, manifest })
     }

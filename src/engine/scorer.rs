@@ -22,6 +22,9 @@ pub struct ScorerOptions {
     /// Sessions that may run concurrently when several threads score at once.
     /// Each extra session holds another copy of the weights.
     pub max_sessions: usize,
+    /// Check the bundle's files against the digests in its manifest (default
+    /// true; false skips hashing for large bundles from a trusted place).
+    pub verify_files: bool,
 }
 
 impl Default for ScorerOptions {
@@ -32,6 +35,7 @@ impl Default for ScorerOptions {
             max_length: None,
             device: Device::Cpu,
             max_sessions: 1,
+            verify_files: true,
         }
     }
 }
@@ -51,6 +55,10 @@ impl ScorerOptions {
     }
     pub fn with_device(mut self, device: Device) -> Self {
         self.device = device;
+        self
+    }
+    pub fn with_verify_files(mut self, verify: bool) -> Self {
+        self.verify_files = verify;
         self
     }
     pub fn with_max_sessions(mut self, max_sessions: usize) -> Self {
@@ -77,7 +85,10 @@ pub struct Scorer {
 impl Scorer {
     /// Open the bundle at `dir` and load its model.
     pub fn open(dir: impl AsRef<Path>, options: ScorerOptions) -> Result<Self> {
-        let bundle = Bundle::open(dir)?;
+        let bundle = Bundle::open_with(dir, options.verify_files)?;
+        // Before ONNX Runtime reads the model: external data stays inside
+        // the bundle, and stored tensor sizes match their shapes.
+        crate::bundle::integrity::check_model(bundle.dir(), crate::bundle::MODEL_FILE)?;
         let manifest = bundle.manifest();
         if options.max_batch == 0 {
             return Err(Error::InvalidArgument(

@@ -1004,6 +1004,7 @@ impl Trainer {
                 data_digest: self.data_digest.clone(),
                 metrics,
             },
+            files: None,
         };
         crate::bundle::write_bundle_files(
             out,
