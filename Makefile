@@ -4,7 +4,7 @@ CARGO ?= cargo
 
 PREFIX ?= /usr/local
 
-.PHONY: setup build demo test test-rust test-c test-python test-bindings test-install install bindings header bench bench-bindings
+.PHONY: setup build demo test test-rust test-c test-asan test-python test-bindings test-install install bindings header bench bench-bindings
 
 ## Fetch ONNX Runtime and the default backbone into .rewardkit/ (idempotent).
 setup:
@@ -26,6 +26,10 @@ test-rust: setup
 
 test-c: setup
 	bash scripts/test-c.sh
+
+## Hostile input to every C function, under AddressSanitizer and valgrind.
+test-asan: build
+	bash scripts/test-asan.sh
 
 test-python: setup
 	bash scripts/test-python.sh

@@ -9,6 +9,8 @@ echo "== Rust tests"
 cargo test --all-targets
 echo "== C ABI tests"
 bash scripts/test-c.sh
+echo "== C ABI hostile input under AddressSanitizer and valgrind"
+bash scripts/test-asan.sh
 echo "== Python interop tests"
 bash scripts/test-python.sh
 echo "== Bindings (Go, Java, Python) and install"

@@ -362,7 +362,7 @@ fn eval_pairs(
         }
     }
     println!("{}", "-".repeat(62));
-    line("all pairs", &all);
+    line("overall", &all);
     let sections_note = if section_rows.is_empty() {
         "all pairs (no subset maps to a section)".to_string()
     } else {

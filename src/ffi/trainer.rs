@@ -3,7 +3,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::error::rk_error;
-use super::util::{c_str, guard, out_ptr};
+use super::util::{c_path, c_str, guard, out_ptr};
 use crate::error::Error;
 use crate::train::{load_examples, Control, Init, Pair, Recipe, Trainer};
 
@@ -85,8 +85,8 @@ unsafe fn open_trainer(
         let (src, init, work) = unsafe {
             (
                 c_str(recipe_src, recipe_what)?,
-                c_str(init_dir, "init_dir")?,
-                c_str(work_dir, "work_dir")?,
+                c_path(init_dir, "init_dir")?,
+                c_path(work_dir, "work_dir")?,
             )
         };
         out_ptr(out, "out")?;
@@ -101,7 +101,9 @@ unsafe fn open_trainer(
 /// starting from `init_dir` (a backbone or a bundle, per `init_kind`).
 /// `work_dir` receives the generated training graphs. The trainer can then
 /// train on a data file (`rk_trainer_run`) or on batches the caller supplies
-/// (`rk_trainer_step`). Release it with `rk_trainer_free`.
+/// (`rk_trainer_step`). Release it with `rk_trainer_free`. Every path
+/// argument of the trainer functions must be non-empty (an empty path is
+/// `RK_ERR_INVALID_ARGUMENT`, never the current directory).
 #[no_mangle]
 pub unsafe extern "C" fn rk_trainer_new(
     recipe_toml: *const c_char,
@@ -190,12 +192,12 @@ pub unsafe extern "C" fn rk_trainer_run(
         with_trainer(trainer, |t| {
             // SAFETY: NUL-terminated strings or NULL, per the contract.
             let (data, out) =
-                unsafe { (c_str(data_path, "data_path")?, c_str(out_dir, "out_dir")?) };
+                unsafe { (c_path(data_path, "data_path")?, c_path(out_dir, "out_dir")?) };
             let eval = if eval_path.is_null() {
                 None
             } else {
                 // SAFETY: as above.
-                Some(unsafe { c_str(eval_path, "eval_path")? })
+                Some(unsafe { c_path(eval_path, "eval_path")? })
             };
             let outputs = t.output_names().to_vec();
             let recipe = t.recipe().clone();
@@ -233,7 +235,10 @@ pub unsafe extern "C" fn rk_trainer_run(
 
 /// One optimizer step on `n` caller-supplied pairs: `prompts[i]` with
 /// `chosen[i]` preferred over `rejected[i]`. `strengths` may be NULL, or
-/// point to `n` preference strengths (used by Scaled BT and margin BT).
+/// point to `n` preference strengths (used by Scaled BT and margin BT), each
+/// finite and ≥ 0 (otherwise `RK_ERR_INVALID_ARGUMENT` naming `strengths[i]`).
+/// A step whose loss is not finite is refused with `RK_ERR_INVALID_ARGUMENT`
+/// and leaves the parameters as they were.
 /// `*out_loss` (may be NULL) receives the step's loss.
 #[no_mangle]
 pub unsafe extern "C" fn rk_trainer_step(
@@ -319,7 +324,7 @@ pub unsafe extern "C" fn rk_trainer_save_bundle(
     guard(|| {
         with_trainer(trainer, |t| {
             // SAFETY: NUL-terminated string or NULL.
-            let out = unsafe { c_str(out_dir, "out_dir")? };
+            let out = unsafe { c_path(out_dir, "out_dir")? };
             t.write_bundle(Path::new(out), None)?;
             Ok(())
         })

@@ -41,6 +41,17 @@ pub(crate) unsafe fn c_str<'a>(p: *const c_char, what: &str) -> Result<&'a str> 
     })
 }
 
+/// Borrow a C string naming a path: like [`c_str`], and "" is refused (it
+/// would mean the current directory, where nothing should be written).
+pub(crate) unsafe fn c_path<'a>(p: *const c_char, what: &str) -> Result<&'a str> {
+    // SAFETY: forwarded from the caller.
+    let s = unsafe { c_str(p, what)? };
+    if s.is_empty() {
+        return Err(Error::InvalidArgument(format!("{what} is an empty path")));
+    }
+    Ok(s)
+}
+
 /// Check an out-pointer is not NULL.
 pub(crate) fn out_ptr<T>(p: *mut T, what: &'static str) -> Result<()> {
     if p.is_null() {

@@ -209,7 +209,11 @@ pub(crate) fn for_each_line(
     let mut n = 0;
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| {
-            Error::InvalidArgument(format!("{}: cannot read ({e})", at(path, i + 1)))
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                Error::InvalidArgument(format!("{}: not valid UTF-8", at(path, i + 1)))
+            } else {
+                Error::io(at(path, i + 1), e)
+            }
         })?;
         n = i + 1;
         if line.trim().is_empty() {

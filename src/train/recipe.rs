@@ -271,7 +271,14 @@ impl Recipe {
 
     /// Read a recipe file.
     pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Error::InvalidArgument(format!(
+                "{}: not valid UTF-8 (at byte {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
         Self::parse(&text, &path.display().to_string(), overrides)
     }
 

@@ -673,8 +673,13 @@ impl Trainer {
             let out = self.engine.forward_backward(inputs, &fetch)?;
             let loss = out[0].iter().next().copied().unwrap_or(f32::NAN) as f64;
             if !loss.is_finite() {
+                let advice = if self.recipe.optimizer.clip.is_some() {
+                    "lower the learning rate, or check the data's strengths"
+                } else {
+                    "lower the learning rate or set optimizer.clip"
+                };
                 return Err(Error::InvalidArgument(format!(
-                    "the loss became {loss} at step {}: training stopped, the parameters of step {} are kept (lower the learning rate or enable clipping)",
+                    "the loss became {loss} at step {}: training stopped, the parameters of step {} are kept ({advice})",
                     self.state.step + 1,
                     self.state.step
                 )));

@@ -328,7 +328,9 @@ func rkScorerOutputName(scorer *C.rk_scorer, i C.size_t) string {
 // starting from `init_dir` (a backbone or a bundle, per `init_kind`).
 // `work_dir` receives the generated training graphs. The trainer can then
 // train on a data file (`rk_trainer_run`) or on batches the caller supplies
-// (`rk_trainer_step`). Release it with `rk_trainer_free`.
+// (`rk_trainer_step`). Release it with `rk_trainer_free`. Every path
+// argument of the trainer functions must be non-empty (an empty path is
+// `RK_ERR_INVALID_ARGUMENT`, never the current directory).
 func rkTrainerNew(recipeTOML *C.char, initDir *C.char, initKind C.int32_t, workDir *C.char, out **C.rk_trainer) error {
 	return errorFromC(C.rk_trainer_new(recipeTOML, initDir, initKind, workDir, out))
 }
@@ -369,7 +371,10 @@ func rkTrainerRun(trainer *C.rk_trainer, dataPath *C.char, evalPath *C.char, out
 //
 // One optimizer step on `n` caller-supplied pairs: `prompts[i]` with
 // `chosen[i]` preferred over `rejected[i]`. `strengths` may be NULL, or
-// point to `n` preference strengths (used by Scaled BT and margin BT).
+// point to `n` preference strengths (used by Scaled BT and margin BT), each
+// finite and ≥ 0 (otherwise `RK_ERR_INVALID_ARGUMENT` naming `strengths[i]`).
+// A step whose loss is not finite is refused with `RK_ERR_INVALID_ARGUMENT`
+// and leaves the parameters as they were.
 // `*out_loss` (may be NULL) receives the step's loss.
 func rkTrainerStep(trainer *C.rk_trainer, n C.size_t, prompts **C.char, chosen **C.char, rejected **C.char, strengths *C.float, outLoss *C.float) error {
 	return errorFromC(C.rk_trainer_step(trainer, n, prompts, chosen, rejected, strengths, outLoss))

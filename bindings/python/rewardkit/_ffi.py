@@ -274,7 +274,9 @@ FUNCTIONS = {
     # starting from `init_dir` (a backbone or a bundle, per `init_kind`).
     # `work_dir` receives the generated training graphs. The trainer can then
     # train on a data file (`rk_trainer_run`) or on batches the caller supplies
-    # (`rk_trainer_step`). Release it with `rk_trainer_free`.
+    # (`rk_trainer_step`). Release it with `rk_trainer_free`. Every path
+    # argument of the trainer functions must be non-empty (an empty path is
+    # `RK_ERR_INVALID_ARGUMENT`, never the current directory).
     # rk_error *rk_trainer_new(const char *recipe_toml, const char *init_dir, int32_t init_kind, const char *work_dir, rk_trainer **out);
     "rk_trainer_new": (POINTER(rk_error), [c_char_p, c_char_p, c_int32, c_char_p, POINTER(POINTER(rk_trainer))]),
     # Like `rk_trainer_new`, reading the recipe from the TOML file `recipe_path`.
@@ -291,7 +293,10 @@ FUNCTIONS = {
     "rk_trainer_run": (POINTER(rk_error), [POINTER(rk_trainer), c_char_p, c_char_p, c_char_p, rk_progress_fn, c_void_p]),
     # One optimizer step on `n` caller-supplied pairs: `prompts[i]` with
     # `chosen[i]` preferred over `rejected[i]`. `strengths` may be NULL, or
-    # point to `n` preference strengths (used by Scaled BT and margin BT).
+    # point to `n` preference strengths (used by Scaled BT and margin BT), each
+    # finite and ≥ 0 (otherwise `RK_ERR_INVALID_ARGUMENT` naming `strengths[i]`).
+    # A step whose loss is not finite is refused with `RK_ERR_INVALID_ARGUMENT`
+    # and leaves the parameters as they were.
     # `*out_loss` (may be NULL) receives the step's loss.
     # rk_error *rk_trainer_step(rk_trainer *trainer, size_t n, const char *const *prompts, const char *const *chosen, const char *const *rejected, const float *strengths, float *out_loss);
     "rk_trainer_step": (POINTER(rk_error), [POINTER(rk_trainer), c_size_t, POINTER(c_char_p), POINTER(c_char_p), POINTER(c_char_p), POINTER(c_float), POINTER(c_float)]),

@@ -437,7 +437,9 @@ public interface RewardkitLibrary extends Library {
      * starting from {@code init_dir} (a backbone or a bundle, per {@code init_kind}).
      * {@code work_dir} receives the generated training graphs. The trainer can then
      * train on a data file ({@code rk_trainer_run}) or on batches the caller supplies
-     * ({@code rk_trainer_step}). Release it with {@code rk_trainer_free}.
+     * ({@code rk_trainer_step}). Release it with {@code rk_trainer_free}. Every path
+     * argument of the trainer functions must be non-empty (an empty path is
+     * {@code RK_ERR_INVALID_ARGUMENT}, never the current directory).
      *
      * <p>C: {@code rk_error *rk_trainer_new(const char *recipe_toml, const char *init_dir, int32_t init_kind, const char *work_dir, rk_trainer **out)}
      */
@@ -470,7 +472,10 @@ public interface RewardkitLibrary extends Library {
     /**
      * One optimizer step on {@code n} caller-supplied pairs: {@code prompts[i]} with
      * {@code chosen[i]} preferred over {@code rejected[i]}. {@code strengths} may be NULL, or
-     * point to {@code n} preference strengths (used by Scaled BT and margin BT).
+     * point to {@code n} preference strengths (used by Scaled BT and margin BT), each
+     * finite and ≥ 0 (otherwise {@code RK_ERR_INVALID_ARGUMENT} naming {@code strengths[i]}).
+     * A step whose loss is not finite is refused with {@code RK_ERR_INVALID_ARGUMENT}
+     * and leaves the parameters as they were.
      * {@code *out_loss} (may be NULL) receives the step's loss.
      *
      * <p>C: {@code rk_error *rk_trainer_step(rk_trainer *trainer, size_t n, const char *const *prompts, const char *const *chosen, const char *const *rejected, const float *strengths, float *out_loss)}
