@@ -91,13 +91,13 @@ impl Ctx<'_> {
     fn activation(&mut self, x: &str, act: Activation) -> String {
         match act {
             Activation::Gelu => {
-                // 0.5 · x · (1 + erf(x / √2))
-                let inv_sqrt2 = self
-                    .g
-                    .const_f32("inv_sqrt2", std::f32::consts::FRAC_1_SQRT_2);
+                // 0.5 · x · (1 + erf(x / √2)). A Div by √2 (not a Mul by
+                // 1/√2) is the form ONNX Runtime's Gelu/BiasGelu fusion
+                // recognises, so the session runs one fused kernel.
+                let sqrt2 = self.g.const_f32("sqrt2", std::f32::consts::SQRT_2);
                 let half = self.g.const_f32("half", 0.5);
                 let one = self.g.const_f32("one", 1.0);
-                let s = self.g.op("Mul", &[x, &inv_sqrt2], vec![]);
+                let s = self.g.op("Div", &[x, &sqrt2], vec![]);
                 let e = self.g.op("Erf", &[&s], vec![]);
                 let e1 = self.g.op("Add", &[&e, &one], vec![]);
                 let xe = self.g.op("Mul", &[x, &e1], vec![]);
