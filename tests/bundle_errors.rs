@@ -201,7 +201,10 @@ fn file_digests_are_recorded_and_checked() {
     std::fs::write(b.join("tokenizer.json"), &tok).unwrap();
     let e = open_err(&b);
     assert_eq!(e.code(), ErrorCode::InvalidBundle, "{e}");
-    assert!(e.to_string().contains("tokenizer.json") && e.to_string().contains("bytes"), "{e}");
+    assert!(
+        e.to_string().contains("tokenizer.json") && e.to_string().contains("bytes"),
+        "{e}"
+    );
 
     // A manifest listing a file outside the bundle is refused.
     let b = copy_bundle(&good, &dir.path().join("outside"));
@@ -228,13 +231,16 @@ fn with_external_location(dir: &Path, location: &str) {
         .unwrap();
     let n = t.raw_data.take().unwrap().len();
     t.data_location = Some(DATA_LOCATION_EXTERNAL);
-    t.external_data = [("location", location.to_string()), ("length", n.to_string())]
-        .into_iter()
-        .map(|(k, v)| StringStringEntryProto {
-            key: Some(k.into()),
-            value: Some(v),
-        })
-        .collect();
+    t.external_data = [
+        ("location", location.to_string()),
+        ("length", n.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| StringStringEntryProto {
+        key: Some(k.into()),
+        value: Some(v),
+    })
+    .collect();
     use prost::Message;
     write_atomic(&dir.join("model.onnx"), &model.encode_to_vec()).unwrap();
     edit_manifest(dir, |m| {
@@ -249,14 +255,20 @@ fn external_data_outside_the_bundle_is_refused() {
     std::fs::write(dir.path().join("secret.bin"), vec![0u8; 1 << 16]).unwrap();
     for (name, location) in [
         ("dotdot", "../secret.bin".to_string()),
-        ("absolute", dir.path().join("secret.bin").display().to_string()),
+        (
+            "absolute",
+            dir.path().join("secret.bin").display().to_string(),
+        ),
         ("nested", "sub/../../secret.bin".to_string()),
     ] {
         let b = copy_bundle(&good, &dir.path().join(name));
         with_external_location(&b, &location);
         let e = open_err(&b);
         assert_eq!(e.code(), ErrorCode::InvalidModel, "{name}: {e}");
-        assert!(e.to_string().contains("outside the model's folder"), "{name}: {e}");
+        assert!(
+            e.to_string().contains("outside the model's folder"),
+            "{name}: {e}"
+        );
     }
     // Inside the bundle but missing: named.
     let b = copy_bundle(&good, &dir.path().join("missing"));
@@ -289,5 +301,8 @@ fn tensor_bytes_must_match_their_shapes() {
     });
     let e = open_err(&b);
     assert_eq!(e.code(), ErrorCode::InvalidModel, "{e}");
-    assert!(e.to_string().contains(&name) && e.to_string().contains("8 bytes"), "{e}");
+    assert!(
+        e.to_string().contains(&name) && e.to_string().contains("8 bytes"),
+        "{e}"
+    );
 }
