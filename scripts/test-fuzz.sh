@@ -74,6 +74,10 @@ for t in "${targets[@]}"; do
         run=(-runs=0)
         echo "== $t: replaying seeds and regressions"
     fi
+    case $t in
+        jsonl_pairs | jsonl_ratings | convert) run+=(-dict="$fuzz/dicts/jsonl.dict") ;;
+        manifest) run+=(-dict="$fuzz/dicts/manifest.dict") ;;
+    esac
     export TMPDIR="$fuzz/target/fuzz-tmp/$t"
     rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
     log="$logs/$t.log"
