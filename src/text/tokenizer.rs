@@ -41,7 +41,10 @@ pub struct PairTokenizer {
 /// prompt. The prompt then fills what is left. Callers keep the *end* of the
 /// prompt (the latest turn) and the *start* of the response.
 pub fn truncation_split(prompt_len: usize, response_len: usize, budget: usize) -> (usize, usize) {
-    if prompt_len + response_len <= budget {
+    if prompt_len
+        .checked_add(response_len)
+        .is_some_and(|total| total <= budget)
+    {
         return (prompt_len, response_len);
     }
     let prompt_reserve = prompt_len.min(budget / 4);
@@ -160,6 +163,15 @@ impl PairTokenizer {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn lengths_near_usize_max_do_not_overflow() {
+        // Found by fuzzing: the sum of the two lengths used to overflow.
+        assert_eq!(truncation_split(usize::MAX, 94, 0), (0, 0));
+        // A quarter of the budget is kept for the prompt, the rest for the response.
+        assert_eq!(truncation_split(usize::MAX, 94, 100), (25, 75));
+        assert_eq!(truncation_split(3, usize::MAX, 100), (3, 97));
+    }
     use super::*;
 
     #[test]

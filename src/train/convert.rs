@@ -142,6 +142,15 @@ fn convert_row(format: SourceFormat, v: &Value) -> std::result::Result<Value, St
     if !v.is_object() {
         return Err(format!("expected a JSON object, found {}", kind(v)));
     }
+    let row = convert_fields(format, v)?;
+    // A pair of one text twice says nothing, and the readers refuse it.
+    if row.get("chosen").is_some() && row.get("chosen") == row.get("rejected") {
+        return Err("chosen and rejected are the same text".into());
+    }
+    Ok(row)
+}
+
+fn convert_fields(format: SourceFormat, v: &Value) -> std::result::Result<Value, String> {
     match format {
         SourceFormat::HelpSteer2 => helpsteer2(v),
         SourceFormat::HelpSteer2Pref => {
@@ -175,9 +184,6 @@ fn convert_row(format: SourceFormat, v: &Value) -> std::result::Result<Value, St
             let (rp, rejected) = hh_dialogue(&r, "rejected")?;
             if cp != rp {
                 return Err("chosen and rejected dialogues differ before their last reply".into());
-            }
-            if chosen == rejected {
-                return Err("chosen and rejected replies are the same text".into());
             }
             Ok(pair_row(
                 cp,
@@ -306,6 +312,23 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("response_1"), "{e}");
+    }
+
+    #[test]
+    fn pairs_of_one_text_are_refused() {
+        // Found by fuzzing: these were converted, then refused by read_pairs.
+        let e = one(
+            SourceFormat::HelpSteer2Pref,
+            r#"{"prompt": "p", "response_1": "same", "response_2": "same", "preference_strength": 1}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("same text"), "{e}");
+        let e = one(
+            SourceFormat::Trl,
+            r#"{"chosen": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "rejected": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}"#,
+        )
+        .unwrap_err();
+        assert!(e.contains("same text"), "{e}");
     }
 
     #[test]

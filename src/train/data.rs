@@ -75,11 +75,12 @@ pub(crate) fn string_field(v: &Value, key: &str) -> std::result::Result<Option<S
 pub(crate) fn number_field(v: &Value, key: &str) -> std::result::Result<Option<f64>, String> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
+        // Values end up as f32: one past f32's range would become infinite.
         Some(Value::Number(n)) => n
             .as_f64()
-            .filter(|x| x.is_finite())
+            .filter(|x| x.is_finite() && x.abs() <= f64::from(f32::MAX))
             .map(Some)
-            .ok_or_else(|| format!("field {key:?} is not a finite number")),
+            .ok_or_else(|| format!("field {key:?} is not a finite 32-bit number")),
         Some(other) => Err(format!(
             "field {key:?} must be a number, found {}",
             kind(other)
@@ -318,6 +319,14 @@ pub fn file_digest(path: &Path) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn numbers_past_f32_range_are_refused() {
+        // Found by fuzzing: 1e39 is a finite f64 but an infinite f32.
+        let e = pair(r#"{"prompt": "p", "chosen": "a", "rejected": "b", "strength": 1e39}"#)
+            .unwrap_err();
+        assert!(e.contains("strength") && e.contains("32-bit"), "{e}");
+    }
     use super::*;
 
     fn pair(line: &str) -> std::result::Result<Pair, String> {
