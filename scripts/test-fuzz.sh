@@ -13,6 +13,7 @@
 #   FUZZ_SECONDS    fuzzing time per target (default 20; 0 = replay only)
 #   FUZZ_SANITIZER  address (default) or none
 #   FUZZ_TIMEOUT    seconds one input may take before it counts as a hang (default 25)
+#   FUZZ_CODEGEN_UNITS  passed to cargo fuzz build (cargo-fuzz's default is 1)
 #
 # Stable Rust is enough: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags.
 # cargo-fuzz is installed into ~/.cargo/bin when missing (cache that folder
@@ -43,6 +44,9 @@ fi
 # Release code with debug assertions and overflow checks on; the same flags
 # for build and run, so run does not rebuild.
 flags=(-O --debug-assertions --sanitizer "$sanitizer")
+if [ -n "${FUZZ_CODEGEN_UNITS:-}" ]; then
+    flags+=(--codegen-units "$FUZZ_CODEGEN_UNITS")
+fi
 
 if [ $# -gt 0 ]; then
     targets=("$@")
