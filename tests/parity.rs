@@ -186,6 +186,7 @@ fn check_pooling(pooling: Pooling) {
     let expected = |p: &FixturePair| match pooling {
         Pooling::Cls => p.cls.clone(),
         Pooling::Mean => p.mean.clone(),
+        other => panic!("the fixture has no transformers reference for {other:?} pooling"),
     };
 
     let encs: Vec<EncodedPair> = fx.pairs.iter().map(encoded).collect();

@@ -7,7 +7,7 @@ use super::{Bundle, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE};
 use crate::error::{Error, Result};
 use crate::model::bert::{self, BuildOptions};
 use crate::model::{BertConfig, Pooling, RewardHead, Weights};
-use crate::onnx::io::{write_atomic, write_model, DEFAULT_EXTERNAL_THRESHOLD};
+use crate::onnx::io::{write_atomic, write_model, write_model_owned, DEFAULT_EXTERNAL_THRESHOLD};
 use crate::onnx::ModelProto;
 use crate::text::PairTokenizer;
 
@@ -210,7 +210,49 @@ pub fn write_bundle(
     tokenizer_json: &[u8],
     overwrite: bool,
 ) -> Result<Bundle> {
+    write_bundle_with(
+        out,
+        manifest,
+        |p| write_model(p, model, DEFAULT_EXTERNAL_THRESHOLD),
+        tokenizer_json,
+        overwrite,
+    )
+}
+
+/// Past this many bytes of weights, [`write_bundle_owned`] streams them to
+/// external data instead of encoding one protobuf: the model's weights are
+/// then in memory once while it is written.
+pub const STREAMING_EXTERNAL_THRESHOLD: usize = 64 << 20;
+
+/// [`write_bundle`] for a model the caller gives up (see
+/// [`write_model_owned`]): large models are written with little extra memory.
+pub fn write_bundle_owned(
+    out: &Path,
+    manifest: &Manifest,
+    model: ModelProto,
+    tokenizer_json: &[u8],
+    overwrite: bool,
+) -> Result<Bundle> {
+    write_bundle_with(
+        out,
+        manifest,
+        |p| write_model_owned(p, model, STREAMING_EXTERNAL_THRESHOLD),
+        tokenizer_json,
+        overwrite,
+    )
+}
+
+fn write_bundle_with(
+    out: &Path,
+    manifest: &Manifest,
+    write_model_to: impl FnOnce(&Path) -> Result<()>,
+    tokenizer_json: &[u8],
+    overwrite: bool,
+) -> Result<Bundle> {
     manifest.validate().map_err(|msg| Error::bundle(out, msg))?;
+    let mut manifest = manifest.clone();
+    manifest.format_version = manifest.required_version();
+    let manifest = &manifest;
     if out.exists() {
         let is_bundle = out.join(MANIFEST_FILE).exists();
         let empty_dir = out.is_dir()
@@ -242,7 +284,7 @@ pub fn write_bundle(
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
     let written = (|| {
-        write_model(&staging.join(MODEL_FILE), model, DEFAULT_EXTERNAL_THRESHOLD)?;
+        write_model_to(&staging.join(MODEL_FILE))?;
         write_atomic(&staging.join(TOKENIZER_FILE), tokenizer_json)?;
         let manifest = with_file_records(&staging, manifest)?;
         write_atomic(&staging.join(MANIFEST_FILE), manifest.to_json().as_bytes())?;
@@ -269,6 +311,9 @@ pub fn write_bundle_files(
     tokenizer_json: &[u8],
 ) -> Result<Bundle> {
     manifest.validate().map_err(|msg| Error::bundle(out, msg))?;
+    let mut manifest = manifest.clone();
+    manifest.format_version = manifest.required_version();
+    let manifest = &manifest;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mpath = out.join(MANIFEST_FILE);
     if mpath.exists() {

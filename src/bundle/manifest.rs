@@ -4,8 +4,10 @@ use crate::model::Pooling;
 
 /// The `format` value of every rewardkit manifest.
 pub const FORMAT_NAME: &str = "rewardkit-bundle";
-/// The newest manifest version this build reads and the one it writes.
-pub const FORMAT_VERSION: u64 = 1;
+/// The newest manifest version this build reads. Writers record the lowest
+/// version that describes the bundle ([`Manifest::required_version`]), so
+/// encoder bundles stay readable by builds that know only version 1.
+pub const FORMAT_VERSION: u64 = 2;
 
 /// `rewardkit.json`: everything needed to use `model.onnx` correctly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,7 +48,8 @@ pub struct Manifest {
 /// The model family and its configuration (the backbone's `config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Architecture {
-    /// `bert` for BERT-family encoders.
+    /// `bert` for BERT-family encoders; the config's `model_type` (`llama`,
+    /// `mistral`, `qwen2`) for decoders.
     pub family: String,
     pub config: serde_json::Value,
 }
@@ -58,6 +61,30 @@ pub enum TextFormat {
     /// The tokenizer's sentence-pair encoding: prompt as the first segment,
     /// response as the second (`[CLS] prompt [SEP] response [SEP]` for BERT).
     Pair,
+    /// One sequence for decoders without a chat template: the prompt's turns
+    /// as `User: …` / `Assistant: …` blocks, then `Assistant: response`, with
+    /// the tokenizer's own special tokens. Since format version 2.
+    Plain,
+    /// One sequence rendered by the model's chat template, the response as
+    /// the last assistant turn. Since format version 2.
+    Chat {
+        chat_template: crate::text::ChatTemplateSpec,
+    },
+}
+
+impl TextFormat {
+    /// The tokenizer mode that presents pairs this way (compiling the chat
+    /// template; its errors name the bundle).
+    pub fn to_mode(&self) -> crate::error::Result<crate::text::TextMode> {
+        use crate::text::{ChatTemplate, TextMode};
+        Ok(match self {
+            TextFormat::Pair => TextMode::Pair,
+            TextFormat::Plain => TextMode::Plain,
+            TextFormat::Chat { chat_template } => {
+                TextMode::Chat(Box::new(ChatTemplate::new(chat_template.clone())?))
+            }
+        })
+    }
 }
 
 /// Per-output affine normalisation.
@@ -164,6 +191,19 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+
+    /// The lowest format version that describes this manifest: 2 for
+    /// decoder models and single-sequence text formats, 1 otherwise.
+    pub fn required_version(&self) -> u64 {
+        let v2 = self.architecture.family != "bert"
+            || !matches!(self.text, TextFormat::Pair)
+            || matches!(self.pooling, Pooling::Last | Pooling::Pooler);
+        if v2 {
+            2
+        } else {
+            1
+        }
     }
 
     /// Index of the reward output.

@@ -2,11 +2,16 @@
 //! manifest), `model.onnx` and `tokenizer.json`.
 
 mod create;
+pub mod import;
 pub mod integrity;
 mod manifest;
 mod merge;
 
-pub use create::{init_from_backbone, write_bundle, write_bundle_files, InitOptions, OutputPreset};
+pub use create::{
+    init_from_backbone, write_bundle, write_bundle_files, write_bundle_owned, InitOptions,
+    OutputPreset, STREAMING_EXTERNAL_THRESHOLD,
+};
+pub use import::{import_hf, ImportOptions};
 pub use manifest::{
     Architecture, Manifest, Normalization, Provenance, TextFormat, FORMAT_NAME, FORMAT_VERSION,
 };

@@ -2,6 +2,7 @@
 
 mod data;
 mod eval;
+mod import;
 mod score;
 mod train;
 
@@ -79,6 +80,11 @@ enum Command {
         #[command(subcommand)]
         command: data::DataCommand,
     },
+    /// Make a bundle from a Hugging Face checkpoint (encoder or decoder
+    /// `*ForSequenceClassification`, or a bare backbone with --outputs).
+    Import(import::ImportArgs),
+    /// Show the exact text and tokens a model gets for a (prompt, response) pair.
+    Render(import::RenderArgs),
     /// Show a bundle's manifest.
     Info {
         /// The bundle directory.
@@ -150,6 +156,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Data { command } => data::run(command),
+        Command::Import(args) => import::run_import(args),
+        Command::Render(args) => import::run_render(args),
         Command::Merge {
             weak,
             strong,

@@ -112,6 +112,7 @@ impl Scorer {
             }
             other => other,
         })?;
+        let tokenizer = tokenizer.with_mode(manifest.text.to_mode()?)?;
         let runner = ModelRunner::open(
             &bundle.model_path(),
             RunnerOptions {

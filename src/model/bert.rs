@@ -298,6 +298,45 @@ pub fn build_reward_model_graph(
             let first = cx.g.const_i64("first", &[], &[0]);
             cx.g.op("Gather", &[&x, &first], vec![("axis", Attr::Int(1))])
         }
+        Pooling::Pooler => {
+            let first = cx.g.const_i64("first", &[], &[0]);
+            let cls =
+                cx.g.op("Gather", &[&x, &first], vec![("axis", Attr::Int(1))]);
+            let dense = cx.linear(&cls, "pooler.dense", h, h)?;
+            cx.g.op("Tanh", &[&dense], vec![])
+        }
+        Pooling::Last => {
+            // The last position whose mask is 1, per row, as a one-hot
+            // weight over the sequence (no ArgMax, so it differentiates
+            // and works with left or right padding).
+            let shape = cx.g.op("Shape", &[&mask_f], vec![]);
+            let seq_idx = cx.g.const_i64("seq_idx", &[], &[1]);
+            let n =
+                cx.g.op("Gather", &[&shape, &seq_idx], vec![("axis", Attr::Int(0))]);
+            let zero = cx.g.const_i64("zero_i", &[], &[0]);
+            let step = cx.g.const_i64("step_i", &[], &[1]);
+            let pos = cx.g.op("Range", &[&zero, &n, &step], vec![]);
+            let pos_f =
+                cx.g.op("Cast", &[&pos], vec![("to", Attr::Int(FLOAT as i64))]);
+            let weighted = cx.g.op("Mul", &[&mask_f, &pos_f], vec![]);
+            let axes1 = cx.g.const_i64("axes1", &[1], &[1]);
+            let last = cx.g.op(
+                "ReduceMax",
+                &[&weighted, &axes1],
+                vec![("keepdims", Attr::Int(1))],
+            );
+            let hit = cx.g.op("Equal", &[&pos_f, &last], vec![]);
+            let onehot =
+                cx.g.op("Cast", &[&hit], vec![("to", Attr::Int(FLOAT as i64))]);
+            let axes2 = cx.g.const_i64("axes2", &[1], &[2]);
+            let w = cx.g.op("Unsqueeze", &[&onehot, &axes2], vec![]);
+            let xw = cx.g.op("Mul", &[&x, &w], vec![]);
+            cx.g.op(
+                "ReduceSum",
+                &[&xw, &axes1],
+                vec![("keepdims", Attr::Int(0))],
+            )
+        }
         Pooling::Mean => {
             let axes2 = cx.g.const_i64("axes2", &[1], &[2]);
             let m = cx.g.op("Unsqueeze", &[&mask_f, &axes2], vec![]);

@@ -16,6 +16,11 @@ pub enum Pooling {
     /// The mean over non-padding tokens (sentence-transformers' pooling).
     #[default]
     Mean,
+    /// The state of the last non-padding token of each row (decoder models).
+    Last,
+    /// BERT's pooler: `tanh(dense([CLS]))`, as `BertForSequenceClassification`
+    /// feeds its classifier. Needs the checkpoint's `pooler.dense` weights.
+    Pooler,
 }
 
 impl std::str::FromStr for Pooling {
@@ -24,8 +29,10 @@ impl std::str::FromStr for Pooling {
         match s {
             "cls" => Ok(Pooling::Cls),
             "mean" => Ok(Pooling::Mean),
+            "last" => Ok(Pooling::Last),
+            "pooler" => Ok(Pooling::Pooler),
             _ => Err(Error::InvalidArgument(format!(
-                "unknown pooling {s:?} (expected cls or mean)"
+                "unknown pooling {s:?} (expected cls, mean, last or pooler)"
             ))),
         }
     }

@@ -1,6 +1,6 @@
 //! Loading weights from `.safetensors` files (never pickled checkpoints).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
@@ -21,47 +21,191 @@ pub struct Weights {
     tensors: HashMap<String, Weight>,
 }
 
-impl Weights {
-    /// Read every floating-point tensor of a safetensors file (f32, f16, bf16, f64).
-    /// Integer tensors (such as BERT's `position_ids` buffer) are skipped.
-    pub fn from_safetensors(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let st = SafeTensors::deserialize(&bytes)
-            .map_err(|e| Error::backbone(path, format!("not a valid safetensors file: {e}")))?;
-        let mut tensors = HashMap::new();
-        for (name, view) in st.tensors() {
-            let raw = view.data();
-            let data: Vec<f32> = match view.dtype() {
-                Dtype::F32 => raw
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                    .collect(),
-                Dtype::F16 => raw
-                    .chunks_exact(2)
-                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
-                Dtype::BF16 => raw
-                    .chunks_exact(2)
-                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
-                Dtype::F64 => raw
-                    .chunks_exact(8)
-                    .map(|c| {
-                        f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
-                    })
-                    .collect(),
-                _ => continue,
-            };
-            tensors.insert(
-                name.to_string(),
-                Weight {
-                    shape: view.shape().to_vec(),
-                    data,
-                },
-            );
+/// Name of a single-file checkpoint inside a model directory.
+pub const SINGLE_FILE: &str = "model.safetensors";
+/// Name of the index of a sharded checkpoint inside a model directory.
+pub const SHARD_INDEX: &str = "model.safetensors.index.json";
+
+/// Memory-map a file for reading.
+fn map_file(path: &Path) -> Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: the map is only read, and only while this process holds it;
+    // every tensor is copied (converted to f32) before the map is dropped.
+    // Like every reader of memory-mapped files, this assumes no other process
+    // truncates the file meanwhile.
+    unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))
+}
+
+/// Convert one tensor's little-endian bytes to f32; None for non-float dtypes.
+fn to_f32(dtype: Dtype, raw: &[u8]) -> Option<Vec<f32>> {
+    Some(match dtype {
+        Dtype::F32 => raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => raw
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => raw
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::F64 => raw
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+            .collect(),
+        _ => return None,
+    })
+}
+
+/// Read the floating-point tensors of the memory-mapped safetensors file
+/// `path` into `tensors`; with `only`, just the tensors it names. Returns the
+/// names of all tensors the file holds (integer ones included).
+fn read_safetensors_into(
+    path: &Path,
+    tensors: &mut HashMap<String, Weight>,
+    only: Option<&HashSet<&str>>,
+) -> Result<HashSet<String>> {
+    let map = map_file(path)?;
+    let st = SafeTensors::deserialize(&map)
+        .map_err(|e| Error::backbone(path, format!("not a valid safetensors file: {e}")))?;
+    let mut seen = HashSet::new();
+    for (name, view) in st.tensors() {
+        seen.insert(name.clone());
+        if only.is_some_and(|names| !names.contains(name.as_str())) {
+            continue;
         }
+        let Some(data) = to_f32(view.dtype(), view.data()) else {
+            continue;
+        };
+        tensors.insert(
+            name.to_string(),
+            Weight {
+                shape: view.shape().to_vec(),
+                data,
+            },
+        );
+    }
+    Ok(seen)
+}
+
+/// A shard file name from an index: a plain file name in the index's folder
+/// (no folders, no `..`), so an index cannot point outside its checkpoint.
+fn shard_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.contains('\\')
+        && !name.contains('\0')
+}
+
+impl Weights {
+    /// Read every floating-point tensor of a safetensors file (f32, f16, bf16, f64),
+    /// memory-mapped. Integer tensors (such as BERT's `position_ids` buffer) are skipped.
+    pub fn from_safetensors(path: &Path) -> Result<Self> {
+        let mut tensors = HashMap::new();
+        read_safetensors_into(path, &mut tensors, None)?;
         Ok(Weights {
             path: path.to_path_buf(),
+            tensors,
+        })
+    }
+
+    /// Read the weights of a Hugging Face model directory: `model.safetensors`,
+    /// or a sharded checkpoint listed by `model.safetensors.index.json`
+    /// (when both exist, the single file wins, as in transformers).
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let single = dir.join(SINGLE_FILE);
+        if single.is_file() {
+            return Self::from_safetensors(&single);
+        }
+        let index = dir.join(SHARD_INDEX);
+        if index.is_file() {
+            return Self::from_index(&index);
+        }
+        Err(Error::backbone(
+            dir,
+            format!("no weights: neither {SINGLE_FILE} nor {SHARD_INDEX} is in this directory"),
+        ))
+    }
+
+    /// Read a sharded checkpoint from its index (`model.safetensors.index.json`,
+    /// whose `weight_map` maps each tensor name to a shard file in the same
+    /// directory). Each shard is memory-mapped in turn. Errors name the index
+    /// and, for a missing or incomplete shard, the shard.
+    pub fn from_index(index: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(index).map_err(|e| Error::io(index, e))?;
+        let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            Error::backbone(index, format!("the shard index is not valid JSON: {e}"))
+        })?;
+        let map = doc
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| {
+                Error::backbone(
+                    index,
+                    "malformed shard index: expected an object \"weight_map\" \
+                     mapping tensor names to shard files",
+                )
+            })?;
+        if map.is_empty() {
+            return Err(Error::backbone(
+                index,
+                "malformed shard index: \"weight_map\" is empty",
+            ));
+        }
+        // Tensor names per shard, shards in sorted order.
+        let mut shards: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (tensor, file) in map {
+            let file = file.as_str().ok_or_else(|| {
+                Error::backbone(
+                    index,
+                    format!(
+                        "malformed shard index: weight_map[{tensor:?}] is {file}, expected a file name"
+                    ),
+                )
+            })?;
+            if !shard_name_ok(file) {
+                return Err(Error::backbone(
+                    index,
+                    format!(
+                        "malformed shard index: weight_map[{tensor:?}] = {file:?} is not a file \
+                         name in the checkpoint's directory"
+                    ),
+                ));
+            }
+            shards.entry(file).or_default().push(tensor.as_str());
+        }
+        let dir = index.parent().unwrap_or(Path::new("."));
+        let mut tensors = HashMap::new();
+        for (file, names) in &shards {
+            let path = dir.join(file);
+            if !path.is_file() {
+                return Err(Error::backbone(
+                    index,
+                    format!(
+                        "shard {file} (holding {} tensors, e.g. {}) is missing: expected it at {}",
+                        names.len(),
+                        names[0],
+                        path.display()
+                    ),
+                ));
+            }
+            let wanted: HashSet<&str> = names.iter().copied().collect();
+            let seen = read_safetensors_into(&path, &mut tensors, Some(&wanted))?;
+            if let Some(n) = names.iter().find(|n| !seen.contains(**n)) {
+                return Err(Error::backbone(
+                    index,
+                    format!(
+                        "tensor {n} is listed in shard {file}, but that shard does not hold it"
+                    ),
+                ));
+            }
+        }
+        Ok(Weights {
+            path: index.to_path_buf(),
             tensors,
         })
     }
@@ -82,6 +226,16 @@ impl Weights {
     /// Names of all tensors.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.tensors.keys().map(String::as_str)
+    }
+
+    /// The shape of a tensor that is present (and not yet taken).
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.tensors.get(name).map(|w| w.shape.as_slice())
+    }
+
+    /// Whether a tensor of this name is present (and not yet taken).
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
     }
 
     /// Look a tensor up by any of `names` (the first that exists), checking its
@@ -122,4 +276,46 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Weight)]) -> Result<()
     }
     let out = safetensors::serialize(views, None).map_err(|e| Error::Internal(e.to_string()))?;
     crate::onnx::io::write_atomic(path, &out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_names_stay_in_the_checkpoint_folder() {
+        assert!(shard_name_ok("model-00001-of-00002.safetensors"));
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x.safetensors",
+            "/etc/passwd",
+            "a\\b",
+            "sub/x",
+        ] {
+            assert!(!shard_name_ok(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn reads_a_written_file_through_the_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let w = Weight {
+            shape: vec![2, 3],
+            data: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        };
+        write_safetensors(
+            &dir.path().join(SINGLE_FILE),
+            &[("a.weight".to_string(), w.clone())],
+        )
+        .expect("write");
+        let mut weights = Weights::from_dir(dir.path()).expect("read");
+        assert!(weights.has("a.weight"));
+        let (_, got) = weights
+            .take(&["a.weight".to_string()], &[2, 3])
+            .expect("take");
+        assert_eq!(got, w);
+        assert!(!weights.has("a.weight"));
+    }
 }

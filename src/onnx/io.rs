@@ -42,7 +42,15 @@ pub fn decode_model(bytes: &[u8], what: &str) -> Result<ModelProto> {
 /// If its initializers hold more than `external_threshold` bytes, the large
 /// ones go to `<file name>.data` beside it as ONNX external data.
 pub fn write_model(path: &Path, model: &ModelProto, external_threshold: usize) -> Result<()> {
-    let total: usize = model
+    if initializer_bytes(model) <= external_threshold {
+        return write_atomic(path, &model.encode_to_vec());
+    }
+    write_model_owned(path, model.clone(), external_threshold)
+}
+
+/// Bytes of raw initializer data in `model`.
+fn initializer_bytes(model: &ModelProto) -> usize {
+    model
         .graph
         .as_ref()
         .map(|g| {
@@ -51,38 +59,50 @@ pub fn write_model(path: &Path, model: &ModelProto, external_threshold: usize) -
                 .map(|t| t.raw_data.as_ref().map_or(0, Vec::len))
                 .sum()
         })
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// [`write_model`] for a model the caller gives up: tensors going to
+/// external data are streamed to the file one at a time and freed, so
+/// writing a large model needs little memory beyond the model itself.
+pub fn write_model_owned(
+    path: &Path,
+    mut model: ModelProto,
+    external_threshold: usize,
+) -> Result<()> {
+    if initializer_bytes(&model) <= external_threshold {
+        return write_atomic(path, &model.encode_to_vec());
+    }
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| Error::InvalidArgument(format!("bad model path {}", path.display())))?;
-    if total <= external_threshold {
-        return write_atomic(path, &model.encode_to_vec());
-    }
     let data_name = format!("{file_name}.data");
     let data_path = path.with_file_name(&data_name);
-    let mut model = model.clone();
-    let mut data = Vec::with_capacity(total);
-    if let Some(graph) = model.graph.as_mut() {
-        for t in graph.initializer.iter_mut() {
-            let Some(raw) = t.raw_data.take_if(|r| r.len() >= EXTERNAL_MIN_TENSOR) else {
-                continue;
-            };
-            // 4 KiB alignment lets runtimes memory-map tensors.
-            while data.len() % 4096 != 0 {
-                data.push(0);
+    write_atomic_with(&data_path, |f| {
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, f);
+        let mut offset = 0usize;
+        if let Some(graph) = model.graph.as_mut() {
+            for t in graph.initializer.iter_mut() {
+                let Some(raw) = t.raw_data.take_if(|r| r.len() >= EXTERNAL_MIN_TENSOR) else {
+                    continue;
+                };
+                // 4 KiB alignment lets runtimes memory-map tensors.
+                let pad = offset.next_multiple_of(4096) - offset;
+                f.write_all(&[0u8; 4096][..pad])?;
+                offset += pad;
+                f.write_all(&raw)?;
+                t.data_location = Some(DATA_LOCATION_EXTERNAL);
+                t.external_data = vec![
+                    entry("location", &data_name),
+                    entry("offset", &offset.to_string()),
+                    entry("length", &raw.len().to_string()),
+                ];
+                offset += raw.len();
             }
-            let offset = data.len();
-            data.extend_from_slice(&raw);
-            t.data_location = Some(DATA_LOCATION_EXTERNAL);
-            t.external_data = vec![
-                entry("location", &data_name),
-                entry("offset", &offset.to_string()),
-                entry("length", &raw.len().to_string()),
-            ];
         }
-    }
-    write_atomic(&data_path, &data)?;
+        f.flush()
+    })?;
     write_atomic(path, &model.encode_to_vec())
 }
 
@@ -95,6 +115,14 @@ fn entry(k: &str, v: &str) -> StringStringEntryProto {
 
 /// Write bytes to a temporary file beside `path`, sync it, and rename it over `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |f| f.write_all(bytes))
+}
+
+/// Like [`write_atomic`], with the content written by `fill`.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
+) -> Result<()> {
     let tmp = path.with_extension(format!(
         "{}.tmp-{}",
         path.extension().and_then(|e| e.to_str()).unwrap_or(""),
@@ -102,7 +130,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     ));
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        fill(&mut f)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
     })();

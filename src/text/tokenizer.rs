@@ -2,6 +2,7 @@ use std::path::Path;
 
 use tokenizers::{Encoding, Tokenizer, TruncationDirection};
 
+use super::chat::{messages_from_prompt, ChatTemplate};
 use crate::error::{Error, Result};
 
 /// One encoded (prompt, response) pair, special tokens included.
@@ -32,6 +33,62 @@ pub struct PairTokenizer {
     max_length: usize,
     special_tokens: usize,
     pad_id: i64,
+    mode: TextMode,
+}
+
+/// How a (prompt, response) pair becomes model input.
+#[derive(Debug, Clone, Default)]
+pub enum TextMode {
+    /// The tokenizer's sentence-pair encoding: two segments, special tokens
+    /// placed by its post-processor (`[CLS] prompt [SEP] response [SEP]`).
+    #[default]
+    Pair,
+    /// One sequence, for decoder models without a chat template: the
+    /// prompt's turns as `User: …` / `Assistant: …` blocks, then
+    /// `Assistant: response`, with the tokenizer's own special tokens (BOS).
+    Plain,
+    /// One sequence rendered by a chat template (the template writes every
+    /// special token; the tokenizer adds none, as transformers'
+    /// `apply_chat_template` does).
+    Chat(Box<ChatTemplate>),
+}
+
+/// A (prompt, response) pair as one text, with the byte range of the
+/// response inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedText {
+    pub text: String,
+    /// Where the response's part begins (everything before renders the prompt).
+    pub response_start: usize,
+    /// Where the response itself ends; what follows is the template's
+    /// end-of-turn suffix, which truncation never cuts.
+    pub response_end: usize,
+}
+
+/// `User: …` / `Assistant: …` blocks for [`TextMode::Plain`].
+fn plain_text(prompt: &str, response: &str) -> RenderedText {
+    let mut text = String::new();
+    for m in messages_from_prompt(prompt) {
+        let role = match m.role.as_str() {
+            "user" => "User",
+            "assistant" => "Assistant",
+            "system" => "System",
+            other => other,
+        };
+        text.push_str(role);
+        text.push_str(": ");
+        text.push_str(&m.content);
+        text.push_str("\n\n");
+    }
+    text.push_str("Assistant: ");
+    let response_start = text.len();
+    text.push_str(response);
+    let response_end = text.len();
+    RenderedText {
+        text,
+        response_start,
+        response_end,
+    }
 }
 
 /// How many prompt and response tokens to keep within `budget` tokens.
@@ -92,7 +149,56 @@ impl PairTokenizer {
             max_length,
             special_tokens,
             pad_id,
+            mode: TextMode::Pair,
         })
+    }
+
+    /// The same tokenizer with another way of presenting pairs.
+    pub fn with_mode(mut self, mode: TextMode) -> Result<Self> {
+        use tokenizers::PostProcessor;
+        self.special_tokens = match &mode {
+            TextMode::Pair => self
+                .inner
+                .get_post_processor()
+                .map_or(0, |p| p.added_tokens(true)),
+            TextMode::Plain => self
+                .inner
+                .get_post_processor()
+                .map_or(0, |p| p.added_tokens(false)),
+            TextMode::Chat(_) => 0,
+        };
+        self.mode = mode;
+        let max_length = self.max_length;
+        self.with_max_length(max_length)
+    }
+
+    /// How pairs are presented to the model.
+    pub fn mode(&self) -> &TextMode {
+        &self.mode
+    }
+
+    /// The text a single-sequence mode ([`TextMode::Plain`], [`TextMode::Chat`])
+    /// tokenizes for a pair; `None` in [`TextMode::Pair`], which encodes the
+    /// two texts as separate segments.
+    pub fn render(&self, prompt: &str, response: &str) -> Result<Option<RenderedText>> {
+        match &self.mode {
+            TextMode::Pair => Ok(None),
+            TextMode::Plain => Ok(Some(plain_text(prompt, response))),
+            TextMode::Chat(t) => {
+                let r = t.render_pair(prompt, response)?;
+                let tail = &r.text[r.response_start..];
+                let located = [response, response.trim()]
+                    .into_iter()
+                    .filter(|n| !n.is_empty())
+                    .find_map(|n| tail.find(n).map(|at| at + n.len()));
+                let response_end = r.response_start + located.unwrap_or(0);
+                Ok(Some(RenderedText {
+                    response_start: r.response_start,
+                    response_end,
+                    text: r.text,
+                }))
+            }
+        }
     }
 
     /// The id used to pad batches.
@@ -135,6 +241,74 @@ impl PairTokenizer {
     /// post-processor places them, truncated to `max_length` by
     /// [`truncation_split`].
     pub fn encode_pair(&self, prompt: &str, response: &str) -> Result<EncodedPair> {
+        match self.render(prompt, response)? {
+            None => self.encode_segments(prompt, response),
+            Some(r) => self.encode_rendered(&r),
+        }
+    }
+
+    /// Encode a rendered pair as one sequence. Tokens split into the
+    /// prompt's part, the response and the suffix after it (by their byte
+    /// offsets; special tokens the post-processor adds go with the part
+    /// they are next to). Past `max_length`, the suffix and the first token
+    /// (BOS or the template's opening) are kept, and the rest shares the
+    /// budget by [`truncation_split`]: the end of the prompt, the start of
+    /// the response.
+    pub fn encode_rendered(&self, r: &RenderedText) -> Result<EncodedPair> {
+        let add_special = matches!(self.mode, TextMode::Plain);
+        let enc = self
+            .inner
+            .encode(r.text.as_str(), add_special)
+            .map_err(|e| Error::Tokenizer {
+                what: "pair".to_string(),
+                msg: format!("cannot encode: {e}"),
+            })?;
+        let ids = enc.get_ids();
+        let offsets = enc.get_offsets();
+        let special = enc.get_special_tokens_mask();
+        let n = ids.len();
+        let first_text = (0..n).find(|&i| special[i] == 0).unwrap_or(n);
+        // The first token of the response and of the suffix.
+        let part = |i: usize| -> u8 {
+            if special[i] != 0 {
+                return if i < first_text { 0 } else { 2 };
+            }
+            let start = offsets[i].0;
+            if start < r.response_start {
+                0
+            } else if start < r.response_end {
+                1
+            } else {
+                2
+            }
+        };
+        let a = (0..n).find(|&i| part(i) >= 1).unwrap_or(n);
+        let b = (a..n).find(|&i| part(i) >= 2).unwrap_or(n);
+        let to_i64 = |s: &[u32]| s.iter().map(|&i| i64::from(i)).collect::<Vec<_>>();
+        let kept: Vec<i64> = if n <= self.max_length {
+            to_i64(ids)
+        } else {
+            let suffix = n - b;
+            if suffix + 1 >= self.max_length {
+                to_i64(&ids[n - self.max_length..])
+            } else {
+                let (head, prompt) = if a > 0 { (1, a - 1) } else { (0, 0) };
+                let budget = self.max_length - suffix - head;
+                let (kp, kr) = truncation_split(prompt, b - a, budget);
+                let mut v = to_i64(&ids[..head]);
+                v.extend(to_i64(&ids[a - kp..a]));
+                v.extend(to_i64(&ids[a..a + kr]));
+                v.extend(to_i64(&ids[b..]));
+                v
+            }
+        };
+        Ok(EncodedPair {
+            type_ids: vec![0; kept.len()],
+            ids: kept,
+        })
+    }
+
+    fn encode_segments(&self, prompt: &str, response: &str) -> Result<EncodedPair> {
         let mut p = self.encode_plain(prompt, "prompt")?;
         let mut r = self.encode_plain(response, "response")?;
         let budget = self.max_length - self.special_tokens;

@@ -3,8 +3,7 @@
 use crate::autodiff::differentiate;
 use crate::error::{Error, Result};
 use crate::loss::{append_pairwise_loss, append_regression_loss, PairwiseLoss};
-use crate::model::bert::{self, BuildOptions};
-use crate::model::{BertConfig, Pooling, RewardHead, Weights};
+use crate::model::{Backbone, Pooling, RewardHead, Weights};
 use crate::onnx::builder::{model, Dim};
 use crate::onnx::io::tensor_to_f32;
 use crate::onnx::proto::data_type::FLOAT;
@@ -56,13 +55,15 @@ fn decays(name: &str, dims: &[i64]) -> bool {
     dims.len() >= 2 && !name.contains("LayerNorm")
 }
 
-/// Build the graphs for training a BERT-family reward model.
+/// Build the graphs for training a reward model. `max_length` bounds the
+/// sequences the graphs take (decoders size their rotary tables by it).
 #[allow(clippy::too_many_arguments)]
 pub fn build_training_graphs(
-    cfg: &BertConfig,
+    backbone: &Backbone,
     weights: &mut Weights,
     head: &RewardHead,
     pooling: Pooling,
+    max_length: Option<usize>,
     reward_index: usize,
     objective: Objective,
     freeze: Freeze,
@@ -70,15 +71,7 @@ pub fn build_training_graphs(
     clip: Option<f32>,
     accumulate: bool,
 ) -> Result<TrainGraphs> {
-    let (inference, names) = bert::build_reward_model_graph(
-        cfg,
-        weights,
-        head,
-        BuildOptions {
-            pooling,
-            expose_pooled: false,
-        },
-    )?;
+    let (inference, names) = backbone.build(weights, head, pooling, max_length)?;
     let graph = inference
         .graph
         .clone()
@@ -87,7 +80,7 @@ pub fn build_training_graphs(
         .into_iter()
         .filter(|n| {
             let is_head = n.starts_with("reward_head.");
-            let is_emb = n.starts_with("embeddings.") && n.contains("_embeddings");
+            let is_emb = backbone.is_embedding(n);
             is_head || !(freeze.head_only || freeze.embeddings && is_emb)
         })
         .collect();

@@ -20,7 +20,7 @@ use crate::loss::{PairwiseLoss, PAIR_MARGIN, PAIR_WEIGHT, TARGETS, TARGET_MASK};
 use crate::model::bert::{ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS};
 use crate::model::head::{HEAD_BIAS, HEAD_WEIGHT};
 use crate::model::init::SeededRng;
-use crate::model::{BertConfig, RewardHead, Weights};
+use crate::model::{Backbone, Pooling, RewardHead, Weights};
 use crate::onnx::io::{tensor_to_f32, write_model};
 use crate::onnx::ModelProto;
 use crate::optim::{OptimizerKind, Schedule, GRAD_SCALE, INV_SQRT_BC2, LR, STEP_SIZE};
@@ -109,6 +109,9 @@ pub struct Trainer {
     tokenizer: PairTokenizer,
     tokenizer_json: Vec<u8>,
     config_json: serde_json::Value,
+    backbone: Backbone,
+    pooling: Pooling,
+    text: TextFormat,
     outputs: Vec<String>,
     reward_index: usize,
     uses_token_types: bool,
@@ -152,33 +155,38 @@ fn objective_of(recipe: &Recipe) -> Objective {
     }
 }
 
-/// A starting point: config (JSON and parsed), weights, head, tokenizer
-/// bytes, output names and the reward output.
-type Start = (
-    serde_json::Value,
-    BertConfig,
-    Weights,
-    RewardHead,
-    Vec<u8>,
-    Vec<String>,
-    String,
-);
+/// A starting point.
+struct Start {
+    config_json: serde_json::Value,
+    backbone: Backbone,
+    weights: Weights,
+    head: RewardHead,
+    tokenizer_json: Vec<u8>,
+    outputs: Vec<String>,
+    reward: String,
+    /// The pooling the head reads.
+    pooling: Pooling,
+    /// How pairs become model input.
+    text: TextFormat,
+}
 
 /// Load the starting point.
 fn load_init(init: &Init, recipe: &Recipe) -> Result<Start> {
     match init {
         Init::Backbone(dir) => {
             let cfg_path = dir.join("config.json");
-            let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
-            let value: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| Error::backbone(&cfg_path, format!("not valid JSON: {e}")))?;
-            let cfg = BertConfig::from_json(&value, &cfg_path)?;
-            let weights = Weights::from_safetensors(&dir.join("model.safetensors"))?;
+            let value = crate::model::backbone::read_json(&cfg_path)?;
+            let backbone = Backbone::from_json(&value, &cfg_path)?;
+            let weights = Weights::from_dir(dir)?;
             let outputs = recipe.model.outputs.parse::<OutputPreset>()?.names();
+            let std = value
+                .get("initializer_range")
+                .and_then(|v| v.as_f64())
+                .unwrap_or(0.02);
             let head = RewardHead::init(
                 outputs.len(),
-                cfg.hidden_size,
-                cfg.initializer_range,
+                backbone.hidden_size(),
+                std,
                 recipe.model.head_seed,
             )?;
             let tok_path = dir.join(TOKENIZER_FILE);
@@ -188,21 +196,53 @@ fn load_init(init: &Init, recipe: &Recipe) -> Result<Start> {
                 .reward_output
                 .clone()
                 .unwrap_or_else(|| outputs[0].clone());
-            Ok((value, cfg, weights, head, tok, outputs, reward))
+            // Decoders read the last token and see text through their chat
+            // template (if the tokenizer has one); encoders take the
+            // recipe's pooling and sentence pairs.
+            let (pooling, text) = if backbone.is_decoder() {
+                let tc = dir.join("tokenizer_config.json");
+                let template = if tc.is_file() {
+                    crate::text::ChatTemplate::from_tokenizer_config(&tc)?
+                } else {
+                    None
+                };
+                let text = match template {
+                    Some(t) => TextFormat::Chat {
+                        chat_template: t.spec().clone(),
+                    },
+                    None => TextFormat::Plain,
+                };
+                (Pooling::Last, text)
+            } else {
+                (recipe.model.pooling, TextFormat::Pair)
+            };
+            Ok(Start {
+                config_json: value,
+                backbone,
+                weights,
+                head,
+                tokenizer_json: tok,
+                outputs,
+                reward,
+                pooling,
+                text,
+            })
         }
         Init::Bundle(dir) => {
             let bundle = Bundle::open(dir)?;
             let m = bundle.manifest().clone();
-            if m.architecture.family != "bert" {
+            let backbone =
+                Backbone::from_json(&m.architecture.config, &dir.join("rewardkit.json"))?;
+            if backbone.family() != m.architecture.family {
                 return Err(Error::bundle(
                     dir,
                     format!(
-                        "cannot train architecture family {:?}",
-                        m.architecture.family
+                        "architecture family {:?} disagrees with its config's model_type ({:?})",
+                        m.architecture.family,
+                        backbone.family()
                     ),
                 ));
             }
-            let cfg = BertConfig::from_json(&m.architecture.config, &dir.join("rewardkit.json"))?;
             let mut model = crate::onnx::io::read_model(&bundle.model_path())?;
             crate::onnx::io::load_external_data(&mut model, bundle.dir(), "model.onnx")?;
             let mut tensors = std::collections::HashMap::new();
@@ -224,7 +264,7 @@ fn load_init(init: &Init, recipe: &Recipe) -> Result<Start> {
             let hb = tensors
                 .remove(HEAD_BIAS)
                 .ok_or_else(|| Error::bundle(dir, format!("model.onnx has no {HEAD_BIAS}")))?;
-            let head = RewardHead::from_parts(hw.data, hb.data, cfg.hidden_size)?;
+            let head = RewardHead::from_parts(hw.data, hb.data, backbone.hidden_size())?;
             if head.n_outputs() != m.outputs.len() {
                 return Err(Error::bundle(
                     dir,
@@ -239,15 +279,17 @@ fn load_init(init: &Init, recipe: &Recipe) -> Result<Start> {
                 .reward_output
                 .clone()
                 .unwrap_or(m.reward_output.clone());
-            Ok((
-                m.architecture.config.clone(),
-                cfg,
+            Ok(Start {
+                config_json: m.architecture.config.clone(),
+                backbone,
                 weights,
                 head,
-                tok,
-                m.outputs.clone(),
+                tokenizer_json: tok,
+                outputs: m.outputs.clone(),
                 reward,
-            ))
+                pooling: m.pooling,
+                text: m.text.clone(),
+            })
         }
     }
 }
@@ -328,8 +370,17 @@ impl Trainer {
         data_digest: Option<String>,
         work_dir: &Path,
     ) -> Result<Self> {
-        let (config_json, cfg, mut weights, head, tokenizer_json, outputs, reward_output) =
-            load_init(init, &recipe)?;
+        let Start {
+            config_json,
+            backbone,
+            mut weights,
+            head,
+            tokenizer_json,
+            outputs,
+            reward: reward_output,
+            pooling,
+            text,
+        } = load_init(init, &recipe)?;
         let reward_index = outputs
             .iter()
             .position(|o| *o == reward_output)
@@ -352,8 +403,12 @@ impl Trainer {
                 ));
             }
         }
-        let max_length = recipe.model.max_length.min(cfg.max_position_embeddings);
-        let tokenizer = PairTokenizer::from_bytes(&tokenizer_json, max_length, "tokenizer.json")?;
+        let max_length = recipe
+            .model
+            .max_length
+            .min(backbone.max_position_embeddings());
+        let tokenizer = PairTokenizer::from_bytes(&tokenizer_json, max_length, "tokenizer.json")?
+            .with_mode(text.to_mode()?)?;
         let objective = objective_of(&recipe);
         match (&objective, &data) {
             (Objective::Regression, Examples::Pairs(_)) | (Objective::Pairwise(_), Examples::Ratings(_)) => {
@@ -375,10 +430,11 @@ impl Trainer {
             embeddings: recipe.training.freeze_embeddings,
         };
         let graphs: TrainGraphs = build_training_graphs(
-            &cfg,
+            &backbone,
             &mut weights,
             &head,
-            recipe.model.pooling,
+            pooling,
+            Some(max_length),
             reward_index,
             objective,
             freeze,
@@ -417,7 +473,7 @@ impl Trainer {
             }
             None => None,
         };
-        let uses_token_types = cfg.type_vocab_size > 0;
+        let uses_token_types = backbone.inputs().iter().any(|i| i == TOKEN_TYPE_IDS);
         let mut scalars = match optimizer {
             OptimizerKind::Adamw { .. } => vec![
                 LR.to_string(),
@@ -477,6 +533,9 @@ impl Trainer {
             tokenizer,
             tokenizer_json,
             config_json,
+            backbone,
+            pooling,
+            text,
             outputs,
             reward_index,
             uses_token_types,
@@ -978,24 +1037,20 @@ impl Trainer {
                 .collect();
             metrics.insert("data".into(), serde_json::json!(s));
         }
-        let mut inputs = vec![INPUT_IDS.to_string(), ATTENTION_MASK.to_string()];
-        if self.uses_token_types {
-            inputs.push(TOKEN_TYPE_IDS.to_string());
-        }
         let manifest = Manifest {
             format: FORMAT_NAME.into(),
             format_version: FORMAT_VERSION,
             architecture: Architecture {
-                family: "bert".into(),
+                family: self.backbone.family().to_string(),
                 config: self.config_json.clone(),
             },
-            inputs,
+            inputs: self.backbone.inputs(),
             outputs: self.outputs.clone(),
             reward_output: self.outputs[self.reward_index].clone(),
             reward_weights: self.recipe.model.reward_weights.clone(),
-            pooling: self.recipe.model.pooling,
+            pooling: self.pooling,
             max_length: self.tokenizer.max_length(),
-            text: TextFormat::Pair,
+            text: self.text.clone(),
             normalization: None,
             provenance: Provenance {
                 created_by: format!("rewardkit {}", env!("CARGO_PKG_VERSION")),

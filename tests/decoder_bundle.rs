@@ -1,0 +1,404 @@
+//! Decoder reward models end to end: `import` of the tiny Llama, Mistral and
+//! Qwen2 checkpoints in tests/fixtures/decoder (with a small word-level
+//! tokenizer and a chat template written here), scoring through the bundle,
+//! truncation that keeps the end of the turn, and training with the BT and
+//! Scaled BT recipes.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, Axis};
+use rewardkit::bundle::{import_hf, Bundle, ImportOptions, TextFormat};
+use rewardkit::model::Pooling;
+use rewardkit::runtime::{ModelRunner, RunnerOptions, TensorInput};
+use rewardkit::text::{ChatTemplate, ChatTemplateSpec, PairTokenizer, TextMode};
+use rewardkit::train::{Control, Examples, Init, Pair, Recipe, Trainer};
+use rewardkit::{Scorer, ScorerOptions};
+
+const SPECIALS: &[&str] = &[
+    "<pad>",
+    "<s>",
+    "</s>",
+    "<unk>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|system|>",
+    "<|end|>",
+];
+
+const WORDS: &str = "explain water fire the sun moon a cat dog river city tree bird please \
+    question sure is good here helpful and correct answer about no bad i will not help wrong \
+    . , ? ! what why how do you it of to in be are this that yes thanks 0 1 2 3 4 5 6 7 8 9 \
+    hello there user assistant system";
+
+/// A word-level tokenizer over [`SPECIALS`] and [`WORDS`] (ids below the
+/// fixtures' vocabulary of 100), lower-casing, splitting on whitespace and
+/// punctuation, and adding `<s>` in front of single sequences.
+fn tokenizer_json() -> String {
+    let mut vocab = serde_json::Map::new();
+    for (i, t) in SPECIALS.iter().enumerate() {
+        vocab.insert(t.to_string(), i.into());
+    }
+    for w in WORDS.split_whitespace() {
+        let n = vocab.len();
+        vocab.entry(w.to_string()).or_insert(n.into());
+    }
+    assert!(vocab.len() <= 100, "{} tokens", vocab.len());
+    let added: Vec<serde_json::Value> = SPECIALS
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            serde_json::json!({"id": i, "content": t, "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": {"type": "Lowercase"},
+        "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}
+        },
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
+    })
+    .to_string()
+}
+
+const TEMPLATE: &str = "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] | trim }} <|end|>\n{% endfor %}{% if add_generation_prompt %}<|assistant|> {% endif %}";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of a fixture checkpoint with the tokenizer (and, when `chat`, a
+/// chat template) beside it.
+fn checkpoint(dir: &Path, family: &str, chat: bool) -> PathBuf {
+    let src = root().join("tests/fixtures/decoder").join(family);
+    assert!(
+        src.join("config.json").is_file(),
+        "missing fixture {}",
+        src.display()
+    );
+    let dst = dir.join(format!("{family}-hf"));
+    std::fs::create_dir_all(&dst).expect("mkdir");
+    for e in std::fs::read_dir(&src).expect("fixture dir") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), dst.join(e.file_name())).expect("copy");
+    }
+    std::fs::write(dst.join("tokenizer.json"), tokenizer_json()).expect("tokenizer");
+    if chat {
+        let cfg =
+            serde_json::json!({"chat_template": TEMPLATE, "bos_token": "<s>", "eos_token": "</s>"});
+        std::fs::write(dst.join("tokenizer_config.json"), cfg.to_string()).expect("config");
+    }
+    dst
+}
+
+fn ids_of(v: &serde_json::Value) -> Array2<i64> {
+    let rows: Vec<Vec<i64>> = serde_json::from_value(v.clone()).expect("ids");
+    let n = rows.len();
+    let m = rows[0].len();
+    Array2::from_shape_vec((n, m), rows.into_iter().flatten().collect()).expect("shape")
+}
+
+/// The imported bundle's model.onnx reproduces transformers' logits for the
+/// fixture's batches: the whole import path (config, weights, head from
+/// `score.weight`, graph, writing) against the reference.
+#[test]
+fn imported_bundles_reproduce_transformers_logits() {
+    for family in ["llama", "mistral", "qwen2"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hf = checkpoint(dir.path(), family, true);
+        let out = dir.path().join("bundle");
+        let bundle = import_hf(&hf, &out, &ImportOptions::default()).expect("import");
+        let m = bundle.manifest();
+        assert_eq!(m.architecture.family, family);
+        assert_eq!(m.pooling, Pooling::Last);
+        assert_eq!(m.format_version, 2);
+        assert_eq!(m.inputs, ["input_ids", "attention_mask"]);
+        assert!(matches!(m.text, TextFormat::Chat { .. }), "{:?}", m.text);
+
+        let expected: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(hf.join("expected.json")).expect("expected.json"),
+        )
+        .expect("json");
+        let n_labels = expected["num_labels"].as_u64().expect("num_labels") as usize;
+        assert_eq!(m.outputs.len(), n_labels, "{family}: {:?}", m.outputs);
+        let runner =
+            ModelRunner::open(&bundle.model_path(), RunnerOptions::default()).expect("open model");
+        let mut worst = 0f32;
+        for b in expected["batches"].as_array().expect("batches") {
+            let ids = ids_of(&b["input_ids"]);
+            let mask = ids_of(&b["attention_mask"]);
+            let logits: Vec<Vec<f32>> =
+                serde_json::from_value(b["logits"].clone()).expect("logits");
+            let out = runner
+                .run(
+                    vec![
+                        TensorInput::new("input_ids", ids),
+                        TensorInput::new("attention_mask", mask),
+                    ],
+                    &["scores"],
+                )
+                .expect("run");
+            for (row, want) in out[0].axis_iter(Axis(0)).zip(&logits) {
+                for (g, w) in row.iter().zip(want) {
+                    worst = worst.max((g - w).abs());
+                }
+            }
+        }
+        assert!(
+            worst < 1e-4,
+            "{family}: max |bundle - transformers| = {worst}"
+        );
+    }
+}
+
+fn pairs() -> Vec<(String, String)> {
+    vec![
+        (
+            "explain water please".into(),
+            "sure , water is good .".into(),
+        ),
+        (
+            "User: hello there\n\nAssistant: hello\n\nUser: why is the sun good ?".into(),
+            "the sun is good and helpful , here is a correct answer about it .".into(),
+        ),
+        ("what".into(), "no".into()),
+        ("how do you help a cat ?".into(), "".into()),
+    ]
+}
+
+#[test]
+fn scorer_gives_the_same_scores_alone_and_in_padded_batches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (family, chat) in [("llama", true), ("qwen2", false)] {
+        let hf = checkpoint(dir.path(), family, chat);
+        let out = dir.path().join(format!("{family}-bundle"));
+        import_hf(&hf, &out, &ImportOptions::default().with_max_length(64)).expect("import");
+        let scorer = Scorer::open(&out, ScorerOptions::default()).expect("scorer");
+        let (p, r): (Vec<String>, Vec<String>) = pairs().into_iter().unzip();
+        let all = scorer.score_batch_outputs(&p, &r).expect("batch");
+        for (i, (p, r)) in pairs().iter().enumerate() {
+            let one = scorer.score_batch_outputs(&[p], &[r]).expect("one");
+            for (a, b) in one.row(0).iter().zip(all.row(i)) {
+                assert!(
+                    (a - b).abs() < 1e-4,
+                    "{family} pair {i}: {a} alone, {b} batched"
+                );
+                assert!(a.is_finite());
+            }
+        }
+        // The rows differ: the model reads the text.
+        assert!((all[[0, 0]] - all[[1, 0]]).abs() > 1e-6);
+        let m = scorer.bundle().manifest();
+        if chat {
+            assert!(matches!(m.text, TextFormat::Chat { .. }));
+        } else {
+            assert_eq!(m.text, TextFormat::Plain);
+        }
+    }
+}
+
+#[test]
+fn chat_encoding_truncates_the_prompt_and_keeps_the_turn_end() {
+    let spec = ChatTemplateSpec::new(TEMPLATE)
+        .with_special_token("bos_token", "<s>")
+        .expect("token");
+    let template = ChatTemplate::new(spec).expect("template");
+    let tok = PairTokenizer::from_bytes(tokenizer_json().as_bytes(), 16, "test")
+        .expect("tokenizer")
+        .with_mode(TextMode::Chat(Box::new(template)))
+        .expect("mode");
+    let short = tok.encode_pair("why", "yes").expect("short");
+    let id = |t: &str| i64::from(tok.inner().token_to_id(t).expect("in vocabulary"));
+    assert_eq!(
+        short.ids,
+        [1, 4, id("why"), 7, 5, id("yes"), 7],
+        "<s> <|user|> why <|end|> <|assistant|> yes <|end|>"
+    );
+    let long_prompt = "why ".repeat(40);
+    let long_response = "yes ".repeat(40);
+    let enc = tok.encode_pair(&long_prompt, &long_response).expect("long");
+    assert_eq!(enc.len(), 16);
+    assert_eq!(enc.ids[0], 1, "BOS kept: {:?}", enc.ids);
+    assert_eq!(
+        *enc.ids.last().expect("last"),
+        7,
+        "end of turn kept: {:?}",
+        enc.ids
+    );
+    let assistant = enc
+        .ids
+        .iter()
+        .position(|&i| i == 5)
+        .expect("assistant marker kept");
+    // Some prompt and mostly response.
+    assert!((2..8).contains(&assistant), "{:?}", enc.ids);
+    let plain = PairTokenizer::from_bytes(tokenizer_json().as_bytes(), 16, "test")
+        .expect("tokenizer")
+        .with_mode(TextMode::Plain)
+        .expect("mode");
+    let r = plain.render("why", "yes").expect("render").expect("text");
+    assert_eq!(r.text, "User: why\n\nAssistant: yes");
+    assert_eq!(&r.text[r.response_start..r.response_end], "yes");
+    let enc = plain
+        .encode_pair(&long_prompt, &long_response)
+        .expect("plain long");
+    assert_eq!(enc.len(), 16);
+    assert_eq!(enc.ids[0], 1);
+}
+
+fn toy_pairs(n: usize) -> Vec<Pair> {
+    let topics = [
+        "water", "fire", "the sun", "the moon", "a cat", "a dog", "a river", "a tree",
+    ];
+    (0..n)
+        .map(|i| {
+            let t = topics[i % topics.len()];
+            Pair {
+                prompt: format!("explain {t} please"),
+                chosen: format!(
+                    "sure , {t} is good . here is a helpful and correct answer about {t} ."
+                ),
+                rejected: format!("no . {t} is bad and i will not help , wrong answer ."),
+                strength: Some(((i % 3) + 1) as f32),
+                subset: None,
+            }
+        })
+        .collect()
+}
+
+fn recipe(loss: &str) -> Recipe {
+    let text = format!(
+        "name = \"decoder-test\"\n[model]\nmax_length = 48\nhead_seed = 3\n[loss]\nkind = \"{loss}\"\n\
+         [optimizer]\nlr = 3e-3\nweight_decay = 0.01\nclip = 1.0\n[training]\nbatch_size = 4\nthreads = 1\nepochs = 2\n"
+    );
+    Recipe::parse(&text, "test recipe", &[]).expect("recipe")
+}
+
+/// A tiny decoder learns the toy preference with BT (from the imported
+/// bundle) and Scaled BT (from the bare checkpoint directory), and the
+/// written bundle scores like the trainer's own forward pass.
+#[test]
+fn tiny_decoders_train_with_bt_and_scaled_bt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hf = checkpoint(dir.path(), "llama", true);
+    let imported = dir.path().join("imported");
+    import_hf(
+        &hf,
+        &imported,
+        &ImportOptions::default().with_max_length(64),
+    )
+    .expect("import");
+    for (loss, init) in [
+        ("bt", Init::Bundle(imported.clone())),
+        ("scaled_bt", Init::Backbone(hf.clone())),
+    ] {
+        let work = dir.path().join(format!("work-{loss}"));
+        let mut t = Trainer::new(
+            recipe(loss),
+            &init,
+            Examples::Pairs(toy_pairs(32)),
+            Some(Examples::Pairs(toy_pairs(16))),
+            None,
+            &work,
+        )
+        .expect("trainer");
+        let before = t.evaluate(None).expect("eval").expect("metrics");
+        let out = dir.path().join(format!("out-{loss}"));
+        let outcome = t.run(&out, |_| Control::Continue).expect("train");
+        let after = outcome.eval.expect("metrics");
+        assert!(
+            after.loss < before.loss,
+            "{loss}: eval loss {} -> {}",
+            before.loss,
+            after.loss
+        );
+        assert!(after.accuracy >= Some(0.9), "{loss}: {after:?}");
+        let bundle = Bundle::open(&out).expect("bundle");
+        assert_eq!(bundle.manifest().architecture.family, "llama");
+        assert_eq!(bundle.manifest().pooling, Pooling::Last);
+        let pairs = toy_pairs(4);
+        let (rc, rr) = t.pair_rewards(&pairs).expect("trainer rewards");
+        let scorer = Scorer::open(&out, ScorerOptions::default()).expect("scorer");
+        for (i, p) in pairs.iter().enumerate() {
+            let c = scorer.score(&p.prompt, &p.chosen).expect("score");
+            let r = scorer.score(&p.prompt, &p.rejected).expect("score");
+            assert!(
+                (c - rc[i]).abs() < 1e-3,
+                "{loss}: chosen {c} vs trainer {}",
+                rc[i]
+            );
+            assert!(
+                (r - rr[i]).abs() < 1e-3,
+                "{loss}: rejected {r} vs trainer {}",
+                rr[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn import_errors_name_what_is_wrong() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hf = checkpoint(dir.path(), "llama", true);
+    // A bare backbone (no score.weight) needs --outputs.
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(hf.join("config.json")).expect("cfg"))
+            .expect("json");
+    cfg["model_type"] = "gpt_neox".into();
+    let bad = dir.path().join("neox");
+    std::fs::create_dir_all(&bad).expect("mkdir");
+    std::fs::write(bad.join("config.json"), cfg.to_string()).expect("write");
+    let err = import_hf(&bad, &dir.path().join("x"), &ImportOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("gpt_neox"), "{err}");
+
+    let broken = checkpoint(dir.path(), "mistral", false);
+    let cfg = serde_json::json!({"chat_template": "{% for m in messages %}{{ m.content }", "bos_token": "<s>"});
+    std::fs::write(broken.join("tokenizer_config.json"), cfg.to_string()).expect("write");
+    let err = import_hf(&broken, &dir.path().join("y"), &ImportOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("line 1"), "{err}");
+    assert!(!dir.path().join("y").exists(), "nothing written on error");
+
+    let no_tok = checkpoint(dir.path(), "qwen2", false);
+    std::fs::remove_file(no_tok.join("tokenizer.json")).expect("rm");
+    let err = import_hf(&no_tok, &dir.path().join("z"), &ImportOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("tokenizer.json"), "{err}");
+
+    // A fresh head replaces the checkpoint's; five named outputs.
+    let names: Vec<String> = [
+        "helpfulness",
+        "correctness",
+        "coherence",
+        "complexity",
+        "verbosity",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let b = import_hf(
+        &hf,
+        &dir.path().join("fresh"),
+        &ImportOptions::default()
+            .with_outputs(names.clone())
+            .with_max_length(32),
+    )
+    .expect("fresh head");
+    assert_eq!(b.manifest().outputs, names);
+    assert_eq!(b.manifest().max_length, 32);
+    let err = import_hf(
+        &hf,
+        &dir.path().join("too-long"),
+        &ImportOptions::default().with_max_length(100_000),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("max_position_embeddings"), "{err}");
+}
