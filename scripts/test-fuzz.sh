@@ -13,7 +13,7 @@
 #   FUZZ_SECONDS    fuzzing time per target (default 20; 0 = replay only)
 #   FUZZ_SANITIZER  address (default) or none
 #   FUZZ_TIMEOUT    seconds one input may take before it counts as a hang (default 25)
-#   FUZZ_CODEGEN_UNITS  passed to cargo fuzz build (cargo-fuzz's default is 1)
+#   FUZZ_CODEGEN_UNITS  codegen units of the fuzz build (default 16)
 #
 # Stable Rust is enough: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its -Z flags.
 # cargo-fuzz is installed into ~/.cargo/bin when missing (cache that folder
@@ -22,7 +22,7 @@
 # Layout: fuzz/seeds/<target>/ and fuzz/regressions/<target>/ are committed;
 # fuzz/corpus/<target>/ (what a run adds), fuzz/artifacts/ (crashes) and
 # fuzz/target/ are not. A crash found here is minimized with
-#   RUSTC_BOOTSTRAP=1 cargo fuzz tmin -O -a TARGET fuzz/artifacts/TARGET/crash-...
+#   RUSTC_BOOTSTRAP=1 cargo fuzz tmin -O -a --codegen-units 16 TARGET fuzz/artifacts/TARGET/crash-...
 # and committed under fuzz/regressions/TARGET/ once understood.
 set -euo pipefail
 
@@ -43,10 +43,10 @@ fi
 
 # Release code with debug assertions and overflow checks on; the same flags
 # for build and run, so run does not rebuild.
-flags=(-O --debug-assertions --sanitizer "$sanitizer")
-if [ -n "${FUZZ_CODEGEN_UNITS:-}" ]; then
-    flags+=(--codegen-units "$FUZZ_CODEGEN_UNITS")
-fi
+# 16 codegen units (cargo-fuzz's default is 1) let both cores of a small CI
+# runner work on the large crates.
+flags=(-O --debug-assertions --sanitizer "$sanitizer"
+    --codegen-units "${FUZZ_CODEGEN_UNITS:-16}")
 
 if [ $# -gt 0 ]; then
     targets=("$@")

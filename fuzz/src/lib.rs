@@ -14,7 +14,9 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use rewardkit::bundle::integrity::check_model;
-use rewardkit::onnx::io::{check_external_location, decode_model, load_external_data, tensor_to_f32};
+use rewardkit::onnx::io::{
+    check_external_location, decode_model, load_external_data, tensor_to_f32,
+};
 use rewardkit::onnx::proto::{data_type, DATA_LOCATION_EXTERNAL};
 use rewardkit::onnx::TensorProto;
 use rewardkit::text::{truncation_split, PairTokenizer};
@@ -223,9 +225,15 @@ pub fn convert(data: &[u8]) {
                 let out = std::fs::read_to_string(&output).expect("convert's output is UTF-8");
                 let rows: Vec<serde_json::Value> = out
                     .lines()
-                    .map(|l| serde_json::from_str(l).expect("convert wrote a line that is not JSON"))
+                    .map(|l| {
+                        serde_json::from_str(l).expect("convert wrote a line that is not JSON")
+                    })
                     .collect();
-                assert_eq!(rows.len(), summary.written, "{format:?}: rows in the output");
+                assert_eq!(
+                    rows.len(),
+                    summary.written,
+                    "{format:?}: rows in the output"
+                );
                 let ties = rows
                     .iter()
                     .filter(|r| r.get("strength").and_then(|s| s.as_f64()) == Some(0.0))
@@ -246,7 +254,9 @@ fn check_converted(format: SourceFormat, output: &Path, written: usize) {
         assert_eq!(rows.len(), written);
         for r in &rows {
             assert!(
-                r.values.iter().all(|v| v.is_some_and(|v| (0.0..=4.0).contains(&v))),
+                r.values
+                    .iter()
+                    .all(|v| v.is_some_and(|v| (0.0..=4.0).contains(&v))),
                 "{format:?}: a converted rating is outside 0..4: {r:?}"
             );
         }
@@ -312,7 +322,11 @@ const EXTERNAL_BYTES: usize = 4096;
 
 fn check_tensor(t: &TensorProto) {
     if let Ok(values) = tensor_to_f32(t) {
-        assert_eq!(t.data_type, Some(data_type::FLOAT), "tensor_to_f32 of a non-float");
+        assert_eq!(
+            t.data_type,
+            Some(data_type::FLOAT),
+            "tensor_to_f32 of a non-float"
+        );
         assert_eq!(Some(values.len()), t.num_elements(), "tensor_to_f32 length");
     }
 }
@@ -425,7 +439,11 @@ pub fn encode_pair(data: &[u8]) {
         "encoded {} tokens with max_length {max_length}",
         enc.len()
     );
-    assert_eq!(enc.ids.len(), enc.type_ids.len(), "ids and type_ids differ in length");
+    assert_eq!(
+        enc.ids.len(),
+        enc.type_ids.len(),
+        "ids and type_ids differ in length"
+    );
 
     // Rebuild the expected encoding from the two texts' own tokens and
     // truncation_split: the end of the prompt, the start of the response.
@@ -451,7 +469,10 @@ pub fn encode_pair(data: &[u8]) {
     want.push(sep);
     want.extend_from_slice(&r[..kr]);
     want.push(sep);
-    assert_eq!(enc.ids, want, "ids of ({prompt:?}, {response:?}) at max_length {max_length}");
+    assert_eq!(
+        enc.ids, want,
+        "ids of ({prompt:?}, {response:?}) at max_length {max_length}"
+    );
     let want_types: Vec<i64> = std::iter::repeat_n(0, kp + 2)
         .chain(std::iter::repeat_n(1, kr + 1))
         .collect();
@@ -467,10 +488,18 @@ fn check_split(p: usize, r: usize, budget: usize, (kp, kr): (usize, usize)) {
     match p.checked_add(r) {
         Some(total) if total <= budget => assert_eq!((kp, kr), (p, r), "{case}: it all fits"),
         _ => {
-            assert_eq!(kp.checked_add(kr), Some(budget), "{case}: the budget is not filled");
+            assert_eq!(
+                kp.checked_add(kr),
+                Some(budget),
+                "{case}: the budget is not filled"
+            );
             let reserve = p.min(budget / 4);
             assert!(kp >= reserve, "{case}: the prompt lost its reserve");
-            assert_eq!(kr, r.min(budget - reserve), "{case}: the response lost priority");
+            assert_eq!(
+                kr,
+                r.min(budget - reserve),
+                "{case}: the response lost priority"
+            );
         }
     }
 }

@@ -36,7 +36,14 @@ fn replay(target: &str, check: fn(&[u8])) {
                 .map(|_| path.display().to_string())
         })
         .collect();
-    assert!(failed.is_empty(), "{target}: failing inputs:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "{target}: {} of {} inputs fail:\n{}",
+        failed.len(),
+        files.len(),
+        failed.join("\n")
+    );
+    println!("{target}: {} inputs replayed", files.len());
 }
 
 #[test]
