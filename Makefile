@@ -4,7 +4,7 @@ CARGO ?= cargo
 
 PREFIX ?= /usr/local
 
-.PHONY: setup build demo test test-rust test-c test-asan test-python test-bindings test-install install bindings header bench bench-bindings
+.PHONY: setup build demo test test-rust test-c test-asan test-fuzz test-python test-bindings test-install install bindings header bench bench-bindings
 
 ## Fetch ONNX Runtime and the default backbone into .rewardkit/ (idempotent).
 setup:
@@ -30,6 +30,10 @@ test-c: setup
 ## Hostile input to every C function, under AddressSanitizer and valgrind.
 test-asan: build
 	bash scripts/test-asan.sh
+
+## Every fuzz target under AddressSanitizer: seeds and regressions, then FUZZ_SECONDS (default 20) each.
+test-fuzz: setup
+	bash scripts/test-fuzz.sh
 
 test-python: setup
 	bash scripts/test-python.sh

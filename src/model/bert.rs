@@ -355,40 +355,7 @@ pub fn build_reward_model_graph(
         }
     };
 
-    cx.g.set_scope("head");
-    let n_out = head.n_outputs();
-    let hw = cx.g.initializer(tensor_f32(
-        super::head::HEAD_WEIGHT,
-        &[n_out as i64, h as i64],
-        &head.weight,
-    ));
-    let hb = cx.g.initializer(tensor_f32(
-        super::head::HEAD_BIAS,
-        &[n_out as i64],
-        &head.bias,
-    ));
-    cx.params.push(super::head::HEAD_WEIGHT.to_string());
-    cx.params.push(super::head::HEAD_BIAS.to_string());
-    let hwt =
-        cx.g.op("Transpose", &[&hw], vec![("perm", Attr::Ints(vec![1, 0]))]);
-    let y = cx.g.op("MatMul", &[&pooled, &hwt], vec![]);
-    let scores = cx.g.op("Add", &[&y, &hb], vec![]);
-
-    cx.g.set_scope("");
-    cx.g.output(
-        &scores,
-        SCORES,
-        FLOAT,
-        &["batch".into(), Dim::Fixed(n_out as i64)],
-    );
-    if opts.expose_pooled {
-        cx.g.output(
-            &pooled,
-            POOLED,
-            FLOAT,
-            &["batch".into(), Dim::Fixed(h as i64)],
-        );
-    }
+    super::head::append_head(&mut cx.g, &pooled, head, &mut cx.params, opts.expose_pooled);
     let params = std::mem::take(&mut cx.params);
     let graph = cx.g.build("rewardkit_bert_reward_model");
     cx.params = params;

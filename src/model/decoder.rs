@@ -25,7 +25,7 @@ use crate::onnx::builder::{model, tensor_f32, Attr, Dim, GraphBuilder};
 use crate::onnx::proto::data_type::{FLOAT, INT64};
 use crate::onnx::ModelProto;
 
-use super::bert::{ATTENTION_MASK, INPUT_IDS, POOLED, SCORES};
+use super::bert::{ATTENTION_MASK, INPUT_IDS};
 use super::head::RewardHead;
 use super::weights::{Weight, Weights};
 
@@ -859,40 +859,7 @@ pub fn build_decoder_reward_model_graph(
         vec![("keepdims", Attr::Int(0))],
     );
 
-    cx.g.set_scope("head");
-    let n_out = head.n_outputs();
-    let hw = cx.g.initializer(tensor_f32(
-        super::head::HEAD_WEIGHT,
-        &[n_out as i64, h as i64],
-        &head.weight,
-    ));
-    let hb = cx.g.initializer(tensor_f32(
-        super::head::HEAD_BIAS,
-        &[n_out as i64],
-        &head.bias,
-    ));
-    cx.params.push(super::head::HEAD_WEIGHT.to_string());
-    cx.params.push(super::head::HEAD_BIAS.to_string());
-    let hwt =
-        cx.g.op("Transpose", &[&hw], vec![("perm", Attr::Ints(vec![1, 0]))]);
-    let y = cx.g.op("MatMul", &[&pooled, &hwt], vec![]);
-    let scores = cx.g.op("Add", &[&y, &hb], vec![]);
-
-    cx.g.set_scope("");
-    cx.g.output(
-        &scores,
-        SCORES,
-        FLOAT,
-        &["batch".into(), Dim::Fixed(n_out as i64)],
-    );
-    if opts.expose_pooled {
-        cx.g.output(
-            &pooled,
-            POOLED,
-            FLOAT,
-            &["batch".into(), Dim::Fixed(h as i64)],
-        );
-    }
+    super::head::append_head(&mut cx.g, &pooled, head, &mut cx.params, opts.expose_pooled);
     let Ctx { g, params, .. } = cx;
     let graph = g.build(&format!("rewardkit_{}_reward_model", cfg.model_type));
     Ok((

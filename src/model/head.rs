@@ -59,3 +59,45 @@ impl RewardHead {
         self.hidden
     }
 }
+
+/// Append the reward head to a graph: `scores = pooled · Wᵀ + b` with the
+/// head's weight `[n_out, hidden]` and bias as initializers (added to
+/// `params`), and declare the `scores` output (and `pooled` when asked).
+pub(crate) fn append_head(
+    g: &mut crate::onnx::GraphBuilder,
+    pooled: &str,
+    head: &RewardHead,
+    params: &mut Vec<String>,
+    expose_pooled: bool,
+) {
+    use crate::onnx::builder::{tensor_f32, Attr, Dim};
+    use crate::onnx::proto::data_type::FLOAT;
+    g.set_scope("head");
+    let (n_out, h) = (head.n_outputs(), head.hidden());
+    let hw = g.initializer(tensor_f32(
+        HEAD_WEIGHT,
+        &[n_out as i64, h as i64],
+        &head.weight,
+    ));
+    let hb = g.initializer(tensor_f32(HEAD_BIAS, &[n_out as i64], &head.bias));
+    params.push(HEAD_WEIGHT.to_string());
+    params.push(HEAD_BIAS.to_string());
+    let hwt = g.op("Transpose", &[&hw], vec![("perm", Attr::Ints(vec![1, 0]))]);
+    let y = g.op("MatMul", &[pooled, &hwt], vec![]);
+    let scores = g.op("Add", &[&y, &hb], vec![]);
+    g.set_scope("");
+    g.output(
+        &scores,
+        super::bert::SCORES,
+        FLOAT,
+        &["batch".into(), Dim::Fixed(n_out as i64)],
+    );
+    if expose_pooled {
+        g.output(
+            pooled,
+            super::bert::POOLED,
+            FLOAT,
+            &["batch".into(), Dim::Fixed(h as i64)],
+        );
+    }
+}
