@@ -43,6 +43,9 @@ pub const ROTARY_SIN: &str = "rotary_emb.sin";
 /// uniform (finite) distribution, never NaN.
 const MASK_BIAS: f32 = -10000.0;
 
+/// The most layers a config may declare.
+pub const MAX_LAYERS: usize = 1024;
+
 /// How rotary frequencies are rescaled for longer contexts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RopeScaling {
@@ -287,6 +290,13 @@ impl DecoderConfig {
         let hidden_size = f.usize("hidden_size")?;
         let num_attention_heads = f.usize("num_attention_heads")?;
         let num_hidden_layers = f.usize("num_hidden_layers")?;
+        // Per-layer tables are allocated from this count: bound it before
+        // anything is (the deepest released models have ~130 layers).
+        if num_hidden_layers > MAX_LAYERS {
+            return Err(f.err(format!(
+                "num_hidden_layers {num_hidden_layers} is more than rewardkit builds ({MAX_LAYERS})"
+            )));
+        }
         let num_key_value_heads = f
             .opt_usize("num_key_value_heads")?
             .unwrap_or(num_attention_heads);
@@ -972,6 +982,12 @@ mod tests {
         v["rope_scaling"] = serde_json::json!({"rope_type": "yarn", "factor": 4.0});
         let err = parse(&v).unwrap_err().to_string();
         assert!(err.contains("yarn"), "{err}");
+        for family in ["llama", "mistral", "qwen2"] {
+            let mut v = base(family);
+            v["num_hidden_layers"] = serde_json::json!(1u64 << 60);
+            let err = parse(&v).unwrap_err().to_string();
+            assert!(err.contains("num_hidden_layers"), "{err}");
+        }
         let mut v = base("llama");
         v["num_key_value_heads"] = 3.into();
         let err = parse(&v).unwrap_err().to_string();
