@@ -402,3 +402,29 @@ fn import_errors_name_what_is_wrong() {
     .unwrap_err();
     assert!(err.to_string().contains("max_position_embeddings"), "{err}");
 }
+
+/// `rewardkit init --backbone` on a decoder checkpoint makes a fresh-head
+/// bundle through the import path.
+#[test]
+fn init_from_a_decoder_backbone_adds_a_fresh_head() {
+    use rewardkit::bundle::{init_from_backbone, InitOptions, OutputPreset};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hf = checkpoint(dir.path(), "mistral", false);
+    let out = dir.path().join("init");
+    let b = init_from_backbone(
+        &hf,
+        &out,
+        &InitOptions::default()
+            .with_outputs(OutputPreset::HelpSteer2)
+            .with_max_length(40),
+    )
+    .expect("init");
+    let m = b.manifest();
+    assert_eq!(m.architecture.family, "mistral");
+    assert_eq!(m.outputs.len(), 5);
+    assert_eq!(m.reward_output, "helpfulness");
+    assert_eq!(m.pooling, Pooling::Last);
+    assert_eq!(m.text, TextFormat::Plain);
+    let scorer = Scorer::open(&out, ScorerOptions::default()).expect("scorer");
+    assert!(scorer.score("why", "yes").expect("score").is_finite());
+}

@@ -131,6 +131,25 @@ pub fn init_from_backbone(backbone: &Path, out: &Path, opts: &InitOptions) -> Re
         serde_json::from_str(&text)
             .map_err(|e| Error::backbone(&config_path, format!("not valid JSON: {e}")))?
     };
+    if crate::model::Backbone::from_json(&config_value, &config_path)?.is_decoder() {
+        // A decoder backbone: the import path, with a fresh head.
+        let mut io = super::import::ImportOptions::default()
+            .with_outputs(opts.outputs.clone())
+            .with_seed(opts.seed)
+            .with_overwrite(opts.overwrite);
+        if let Some(r) = &opts.reward_output {
+            io = io.with_reward_output(r.clone());
+        }
+        if let Some(n) = opts.max_length {
+            io = io.with_max_length(n);
+        }
+        if opts.reward_weights.is_some() {
+            return Err(Error::InvalidArgument(
+                "reward weights are set by training recipes, not by init of a decoder".into(),
+            ));
+        }
+        return super::import::import_hf(backbone, out, &io);
+    }
     let cfg = BertConfig::from_json(&config_value, &config_path)?;
     let max_length = opts
         .max_length
