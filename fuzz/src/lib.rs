@@ -19,7 +19,10 @@ use rewardkit::onnx::io::{
 };
 use rewardkit::onnx::proto::{data_type, DATA_LOCATION_EXTERNAL};
 use rewardkit::onnx::TensorProto;
-use rewardkit::text::{truncation_split, PairTokenizer};
+use rewardkit::model::DecoderConfig;
+use rewardkit::text::{
+    messages_from_prompt, truncation_split, ChatTemplate, ChatTemplateSpec, PairTokenizer,
+};
 use rewardkit::train::convert::{convert as convert_file, SourceFormat};
 use rewardkit::train::{read_pairs, read_ratings, BadLines, DataSummary, Pair, Rating};
 use rewardkit::{Bundle, Manifest};
@@ -515,4 +518,67 @@ pub fn truncation_split_range(data: &[u8]) {
     }
     let [p, r, budget] = words.map(|w| usize::try_from(w).unwrap_or(usize::MAX));
     check_split(p, r, budget, truncation_split(p, r, budget));
+}
+
+/// A chat template and a conversation from one input: the template source
+/// up to the first NUL byte, then the prompt and the response separated by
+/// the next NUL. Compiling may fail and rendering may fail (a template may
+/// raise, or run out of fuel): both are errors, never panics or hangs. A
+/// rendering that succeeds splits at a character boundary inside the text.
+pub fn chat_template(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let mut parts = text.splitn(3, '\0');
+    let source = parts.next().unwrap_or_default();
+    let prompt = parts.next().unwrap_or("hello");
+    let response = parts.next().unwrap_or("hi there");
+    let spec = ChatTemplateSpec::new(source)
+        .with_special_token("bos_token", "<s>")
+        .and_then(|s| s.with_special_token("eos_token", "</s>"))
+        .expect("known special tokens");
+    // A small budget keeps each input fast; runaway loops must stop on it.
+    let Ok(template) = ChatTemplate::new(spec).and_then(|t| t.with_fuel(200_000)) else {
+        return;
+    };
+    assert!(template.fuel_enforced(), "fuel is not enforced");
+    let messages = messages_from_prompt(prompt);
+    assert!(!messages.is_empty(), "no message from prompt {prompt:?}");
+    if let Ok(r) = template.render_pair(prompt, response) {
+        assert!(
+            r.response_start <= r.text.len() && r.text.is_char_boundary(r.response_start),
+            "response_start {} in a text of {} bytes",
+            r.response_start,
+            r.text.len()
+        );
+    }
+}
+
+/// `DecoderConfig::from_json` of the input (as JSON): errors for bad
+/// configs, never panics; an accepted config has consistent sizes and
+/// finite rotary tables.
+pub fn decoder_config(data: &[u8]) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    let Ok(cfg) = DecoderConfig::from_json(&value, Path::new("config.json")) else {
+        return;
+    };
+    assert!(cfg.hidden_size > 0 && cfg.num_attention_heads > 0 && cfg.head_dim > 0);
+    assert_eq!(
+        cfg.num_attention_heads % cfg.num_key_value_heads,
+        0,
+        "heads not divisible by kv heads: {cfg:?}"
+    );
+    assert_eq!(cfg.sliding_layers.len(), cfg.num_hidden_layers);
+    if cfg.head_dim <= 4096 {
+        let n = cfg.max_position_embeddings.min(8);
+        let (cos, sin) = cfg.rope_tables(n);
+        assert_eq!(cos.len(), n * cfg.head_dim);
+        assert_eq!(sin.len(), n * cfg.head_dim);
+        assert!(
+            cos.iter().chain(&sin).all(|v| v.is_finite()),
+            "non-finite rotary table for {cfg:?}"
+        );
+    }
 }

@@ -80,3 +80,13 @@ fn encode_pair() {
 fn truncation_split() {
     replay("truncation_split", rewardkit_fuzz::truncation_split_range);
 }
+
+#[test]
+fn chat_template() {
+    replay("chat_template", rewardkit_fuzz::chat_template);
+}
+
+#[test]
+fn decoder_config() {
+    replay("decoder_config", rewardkit_fuzz::decoder_config);
+}
