@@ -36,6 +36,16 @@ fn map_file(path: &Path) -> Result<memmap2::Mmap> {
     unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))
 }
 
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}
+
 /// Convert one tensor's little-endian bytes to f32; None for non-float dtypes.
 fn to_f32(dtype: Dtype, raw: &[u8]) -> Option<Vec<f32>> {
     Some(match dtype {
@@ -70,13 +80,28 @@ fn read_safetensors_into(
     let map = map_file(path)?;
     let st = SafeTensors::deserialize(&map)
         .map_err(|e| Error::backbone(path, format!("not a valid safetensors file: {e}")))?;
+    let _ = map.advise(memmap2::Advice::Sequential);
+    let page = page_size();
     let mut seen = HashSet::new();
     for (name, view) in st.tensors() {
         seen.insert(name.clone());
         if only.is_some_and(|names| !names.contains(name.as_str())) {
             continue;
         }
-        let Some(data) = to_f32(view.dtype(), view.data()) else {
+        let converted = to_f32(view.dtype(), view.data());
+        // Give the tensor's file pages back once converted, so converting a
+        // checkpoint holds about one copy of it in memory, not the converted
+        // weights plus the whole mapped file.
+        let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
+        let aligned = start - start % page;
+        let len = start + view.data().len() - aligned;
+        // SAFETY: the map is a read-only shared mapping of a file: DontNeed
+        // only drops pages from this process, and a later read of them (the
+        // next tensor may share the last page) faults them back in from the
+        // file unchanged.
+        let _ =
+            unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, aligned, len) };
+        let Some(data) = converted else {
             continue;
         };
         tensors.insert(
