@@ -428,3 +428,74 @@ fn init_from_a_decoder_backbone_adds_a_fresh_head() {
     let scorer = Scorer::open(&out, ScorerOptions::default()).expect("scorer");
     assert!(scorer.score("why", "yes").expect("score").is_finite());
 }
+
+/// SteerLM regression on a decoder: five outputs from ratings, written as a
+/// bundle whose outputs are the HelpSteer2 attributes.
+#[test]
+fn a_tiny_decoder_trains_the_steerlm_regression() {
+    use rewardkit::train::Rating;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hf = checkpoint(dir.path(), "qwen2", true);
+    let rows: Vec<Rating> = toy_pairs(16)
+        .into_iter()
+        .flat_map(|p| {
+            [
+                Rating {
+                    prompt: p.prompt.clone(),
+                    response: p.chosen,
+                    values: vec![Some(4.0), Some(4.0), Some(3.0), None, Some(2.0)],
+                },
+                Rating {
+                    prompt: p.prompt,
+                    response: p.rejected,
+                    values: vec![Some(0.0), Some(1.0), Some(3.0), None, Some(1.0)],
+                },
+            ]
+        })
+        .collect();
+    let text =
+        "[model]\noutputs = \"helpsteer2\"\nmax_length = 48\n[loss]\nkind = \"regression\"\n\
+                [optimizer]\nlr = 5e-3\n[training]\nbatch_size = 8\nepochs = 15\nthreads = 1\n";
+    let recipe = Recipe::parse(text, "regression", &[]).expect("recipe");
+    let mut t = Trainer::new(
+        recipe,
+        &Init::Backbone(hf),
+        Examples::Ratings(rows.clone()),
+        Some(Examples::Ratings(rows)),
+        None,
+        &dir.path().join("work"),
+    )
+    .expect("trainer");
+    let before = t.evaluate(None).expect("eval").expect("metrics");
+    let out = dir.path().join("out");
+    let after = t
+        .run(&out, |_| Control::Continue)
+        .expect("train")
+        .eval
+        .expect("metrics");
+    assert!(
+        after.loss < before.loss * 0.5,
+        "regression loss {} -> {}",
+        before.loss,
+        after.loss
+    );
+    let scorer = Scorer::open(&out, ScorerOptions::default()).expect("scorer");
+    assert_eq!(scorer.output_names().len(), 5);
+    assert_eq!(scorer.bundle().manifest().architecture.family, "qwen2");
+    let helpful = scorer
+        .score(
+            "explain water please",
+            "sure , water is good . here is a helpful and correct answer about water .",
+        )
+        .expect("score");
+    let unhelpful = scorer
+        .score(
+            "explain water please",
+            "no . water is bad and i will not help , wrong answer .",
+        )
+        .expect("score");
+    assert!(
+        helpful > unhelpful + 1.0,
+        "helpfulness {helpful} vs {unhelpful}"
+    );
+}
