@@ -499,3 +499,80 @@ fn a_tiny_decoder_trains_the_steerlm_regression() {
         "helpfulness {helpful} vs {unhelpful}"
     );
 }
+
+/// `--dtype fp16`: float16 weights and activations (the head float32) give
+/// transformers' fp32 logits within float16's precision, in half the size;
+/// training from such a bundle is refused; bf16 is refused with a reason.
+#[test]
+fn fp16_imports_score_like_fp32_within_half_precision() {
+    use rewardkit::model::Precision;
+    use rewardkit::onnx::proto::data_type;
+    for family in ["llama", "mistral", "qwen2"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hf = checkpoint(dir.path(), family, false);
+        let out = dir.path().join("fp16");
+        let bundle = import_hf(
+            &hf,
+            &out,
+            &ImportOptions::default().with_precision(Precision::F16),
+        )
+        .expect("fp16 import");
+        let model = rewardkit::onnx::io::read_model(&bundle.model_path()).expect("model");
+        let inits = model.graph.expect("graph").initializer;
+        for t in &inits {
+            let want = if t.name().starts_with("reward_head.") {
+                data_type::FLOAT
+            } else if t.name().starts_with("model.") {
+                data_type::FLOAT16
+            } else {
+                continue;
+            };
+            assert_eq!(t.data_type, Some(want), "{family}: {}", t.name());
+        }
+        let expected: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(hf.join("expected.json")).expect("expected.json"),
+        )
+        .expect("json");
+        let runner = ModelRunner::open(&bundle.model_path(), RunnerOptions::default())
+            .expect("open fp16 model");
+        let (mut worst, mut largest) = (0f32, 0f32);
+        for b in expected["batches"].as_array().expect("batches") {
+            let logits: Vec<Vec<f32>> =
+                serde_json::from_value(b["logits"].clone()).expect("logits");
+            let out = runner
+                .run(
+                    vec![
+                        TensorInput::new("input_ids", ids_of(&b["input_ids"])),
+                        TensorInput::new("attention_mask", ids_of(&b["attention_mask"])),
+                    ],
+                    &["scores"],
+                )
+                .expect("run");
+            for (row, want) in out[0].axis_iter(Axis(0)).zip(&logits) {
+                for (g, w) in row.iter().zip(want) {
+                    worst = worst.max((g - w).abs());
+                    largest = largest.max(w.abs());
+                }
+            }
+        }
+        eprintln!("{family}: fp16 max |score - transformers fp32| = {worst:.2e} (logits up to {largest:.2})");
+        // float16 keeps ~3 significant digits; the logits here are O(1).
+        assert!(
+            worst < 2e-2 * largest.max(1.0),
+            "{family}: max |fp16 - transformers fp32| = {worst} (logits up to {largest})"
+        );
+        assert!(worst > 0.0, "{family}: fp16 equal to fp32 bit for bit?");
+        let err = Trainer::new(
+            recipe("bt"),
+            &Init::Bundle(out.clone()),
+            Examples::Pairs(toy_pairs(8)),
+            None,
+            None,
+            &dir.path().join("work"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("float16"), "{err}");
+    }
+    let err = "bf16".parse::<Precision>().unwrap_err();
+    assert!(err.to_string().contains("bf16"), "{err}");
+}

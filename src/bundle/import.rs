@@ -11,7 +11,7 @@ use super::manifest::{
 use super::{Bundle, TOKENIZER_FILE};
 use crate::error::{Error, Result};
 use crate::model::backbone::read_json;
-use crate::model::{Backbone, Pooling, RewardHead, Weights};
+use crate::model::{Backbone, Pooling, Precision, RewardHead, Weights};
 use crate::text::{ChatTemplate, PairTokenizer, TextMode};
 
 /// The longest sequence an imported decoder accepts unless told otherwise.
@@ -37,6 +37,8 @@ pub struct ImportOptions {
     pub no_chat_template: bool,
     /// Replace an existing bundle.
     pub overwrite: bool,
+    /// Weights' and activations' type (fp16: decoders only).
+    pub precision: Precision,
 }
 
 impl ImportOptions {
@@ -58,6 +60,10 @@ impl ImportOptions {
     }
     pub fn with_no_chat_template(mut self, yes: bool) -> Self {
         self.no_chat_template = yes;
+        self
+    }
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
         self
     }
     pub fn with_overwrite(mut self, yes: bool) -> Self {
@@ -217,7 +223,13 @@ pub fn import_hf(dir: &Path, out: &Path, opts: &ImportOptions) -> Result<Bundle>
         Some(r) => r.clone(),
         None => outputs[0].clone(),
     };
-    let (model, _) = backbone.build(&mut weights, &head, pooling, Some(max_length))?;
+    let (model, _) = backbone.build_with(
+        &mut weights,
+        &head,
+        pooling,
+        Some(max_length),
+        opts.precision,
+    )?;
     drop(weights);
     let manifest = Manifest {
         format: FORMAT_NAME.into(),

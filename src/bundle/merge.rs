@@ -92,6 +92,12 @@ pub fn merge_expo(
                 strong.display()
             )));
         }
+        if t.data_type == Some(data_type::FLOAT16) {
+            return Err(Error::InvalidArgument(format!(
+                "cannot merge: weight {name:?} is float16; merge the fp32 bundles (or \
+                 checkpoints) and convert the result"
+            )));
+        }
         if t.data_type != Some(data_type::FLOAT) {
             // Integer constants (shapes, axes) must simply agree.
             if **wt != *t {

@@ -37,7 +37,8 @@ pub struct ImportArgs {
     /// Ignore tokenizer_config.json's chat template (use `User:`/`Assistant:` text).
     #[arg(long)]
     no_chat_template: bool,
-    /// Weights' precision in the bundle. Only fp32 is written today.
+    /// Weights' and activations' type: fp32, or fp16 for decoders (RMSNorm,
+    /// softmax and the reward head stay fp32). bf16 is refused.
     #[arg(long, default_value = "fp32")]
     dtype: String,
     /// Replace an existing bundle at --out.
@@ -46,13 +47,9 @@ pub struct ImportArgs {
 }
 
 pub fn run_import(args: ImportArgs) -> Result<()> {
-    if args.dtype != "fp32" {
-        return Err(Error::InvalidArgument(format!(
-            "--dtype {}: only fp32 bundles are written by this version",
-            args.dtype
-        )));
-    }
+    let precision: crate::model::Precision = args.dtype.parse()?;
     let mut opts = ImportOptions::default()
+        .with_precision(precision)
         .with_seed(args.seed)
         .with_no_chat_template(args.no_chat_template)
         .with_overwrite(args.force);

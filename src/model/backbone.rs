@@ -9,7 +9,8 @@ use crate::onnx::ModelProto;
 use super::bert::{self, BuildOptions, ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS};
 use super::config::{BertConfig, Pooling};
 use super::decoder::{
-    build_decoder_reward_model_graph, DecoderBuildOptions, DecoderConfig, SUPPORTED_MODEL_TYPES,
+    build_decoder_reward_model_graph, DecoderBuildOptions, DecoderConfig, Precision,
+    SUPPORTED_MODEL_TYPES,
 };
 use super::head::RewardHead;
 use super::weights::Weights;
@@ -112,7 +113,22 @@ impl Backbone {
         pooling: Pooling,
         max_length: Option<usize>,
     ) -> Result<(ModelProto, Vec<String>)> {
+        self.build_with(weights, head, pooling, max_length, Precision::F32)
+    }
+
+    /// [`build`](Self::build) in a given precision (float16: decoders only).
+    pub fn build_with(
+        &self,
+        weights: &mut Weights,
+        head: &RewardHead,
+        pooling: Pooling,
+        max_length: Option<usize>,
+        precision: Precision,
+    ) -> Result<(ModelProto, Vec<String>)> {
         match self {
+            Backbone::Bert(_) if precision != Precision::F32 => Err(Error::InvalidArgument(
+                "BERT-family bundles are written in fp32 only (fp16 is for decoders)".into(),
+            )),
             Backbone::Bert(c) => bert::build_reward_model_graph(
                 c,
                 weights,
@@ -129,7 +145,7 @@ impl Backbone {
                         c.model_type
                     )));
                 }
-                let mut opts = DecoderBuildOptions::default();
+                let mut opts = DecoderBuildOptions::default().with_precision(precision);
                 if let Some(n) = max_length {
                     opts = opts.with_max_positions(n);
                 }

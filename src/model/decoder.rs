@@ -509,6 +509,58 @@ impl DecoderConfig {
     }
 }
 
+/// The floating-point type of an inference graph's weights and activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    F32,
+    /// Weights and activations in float16; RMSNorm and softmax computed in
+    /// float32 (as transformers does in half precision) and the reward head
+    /// kept in float32. Runs on ONNX Runtime's CPU and CUDA providers.
+    F16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "fp32" | "float32" => Ok(Precision::F32),
+            "fp16" | "float16" => Ok(Precision::F16),
+            "bf16" | "bfloat16" => Err(Error::InvalidArgument(
+                "bf16 is not written by this version: ONNX Runtime's CPU provider has no \
+                 bfloat16 kernels for these ops, so such a bundle could not be checked here \
+                 (use fp16)"
+                    .into(),
+            )),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown dtype {other:?} (expected fp32 or fp16)"
+            ))),
+        }
+    }
+}
+
+impl Precision {
+    /// The ONNX element type of weights and activations.
+    pub fn elem_type(self) -> i32 {
+        match self {
+            Precision::F32 => FLOAT,
+            Precision::F16 => crate::onnx::proto::data_type::FLOAT16,
+        }
+    }
+}
+
+/// An initializer of `values` stored as `dt` (float or float16).
+fn tensor_as(name: &str, dims: &[i64], values: &[f32], dt: i32) -> crate::onnx::TensorProto {
+    if dt == FLOAT {
+        return tensor_f32(name, dims, values);
+    }
+    let raw: Vec<u8> = values
+        .iter()
+        .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+        .collect();
+    crate::onnx::builder::tensor_raw(name, dt, dims, raw)
+}
+
 /// What to build besides the standard `scores` output.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
@@ -525,6 +577,8 @@ pub struct DecoderBuildOptions {
     /// attention mask keeps. The two agree unless the pad id also occurs
     /// inside the text (e.g. a pad token that doubles as end-of-sequence).
     pub pool_pad_token_id: Option<i64>,
+    /// Weights' and activations' type (training graphs are always float32).
+    pub precision: Precision,
 }
 
 impl DecoderBuildOptions {
@@ -535,6 +589,11 @@ impl DecoderBuildOptions {
 
     pub fn with_max_positions(mut self, n: usize) -> Self {
         self.max_positions = Some(n);
+        self
+    }
+
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
         self
     }
 
@@ -553,6 +612,8 @@ struct Ctx<'a> {
     w: &'a mut Weights,
     /// Names of the weight initializers added, in order.
     params: Vec<String>,
+    /// Element type of weights and activations (FLOAT or FLOAT16).
+    dt: i32,
 }
 
 impl Ctx<'_> {
@@ -562,7 +623,25 @@ impl Ctx<'_> {
         let full = format!("{PREFIX}{name}");
         let (_, w) = self.w.take(&[full.clone(), name.to_string()], shape)?;
         self.params.push(full.clone());
-        Ok(self.g.initializer(tensor_f32(&full, &dims(&w), &w.data)))
+        Ok(self
+            .g
+            .initializer(tensor_as(&full, &dims(&w), &w.data, self.dt)))
+    }
+
+    /// A scalar constant of the activations' type.
+    fn scalar(&mut self, base: &str, value: f32) -> String {
+        self.g
+            .const_tensor(base, tensor_as(base, &[], &[value], self.dt))
+    }
+
+    /// Cast to the activations' type.
+    fn cast_dt(&mut self, x: &str) -> String {
+        self.g
+            .op("Cast", &[x], vec![("to", Attr::Int(self.dt as i64))])
+    }
+
+    fn half(&self) -> bool {
+        self.dt != FLOAT
     }
 
     fn linear(
@@ -589,6 +668,15 @@ impl Ctx<'_> {
     fn rms_norm(&mut self, x: &str, name: &str, hidden: usize, eps: f64) -> Result<String> {
         let w = self.weight(&format!("{name}.weight"), &[hidden])?;
         let eps = self.g.const_f32("eps", eps as f32);
+        // In half precision the statistics are float32: x² overflows float16
+        // for the large activations decoders have.
+        let x32 = if self.half() {
+            self.g
+                .op("Cast", &[x], vec![("to", Attr::Int(FLOAT as i64))])
+        } else {
+            x.to_string()
+        };
+        let x = x32.as_str();
         let sq = self.g.op("Mul", &[x, x], vec![]);
         let ms = self.g.op(
             "ReduceMean",
@@ -597,7 +685,10 @@ impl Ctx<'_> {
         );
         let ms = self.g.op("Add", &[&ms, &eps], vec![]);
         let rms = self.g.op("Sqrt", &[&ms], vec![]);
-        let y = self.g.op("Div", &[x, &rms], vec![]);
+        let mut y = self.g.op("Div", &[x, &rms], vec![]);
+        if self.half() {
+            y = self.cast_dt(&y);
+        }
         Ok(self.g.op("Mul", &[&y, &w], vec![]))
     }
 
@@ -680,6 +771,7 @@ pub fn build_decoder_reward_model_graph(
         g: GraphBuilder::new(),
         w: weights,
         params: Vec::new(),
+        dt: opts.precision.elem_type(),
     };
     let nh = cfg.num_attention_heads;
     let nkv = cfg.num_key_value_heads;
@@ -708,9 +800,9 @@ pub fn build_decoder_reward_model_graph(
     let (cos_t, sin_t) = cfg.rope_tables(n_pos);
     let table_dims = [n_pos as i64, hd as i64];
     let cos_t =
-        cx.g.initializer(tensor_f32(ROTARY_COS, &table_dims, &cos_t));
+        cx.g.initializer(tensor_as(ROTARY_COS, &table_dims, &cos_t, cx.dt));
     let sin_t =
-        cx.g.initializer(tensor_f32(ROTARY_SIN, &table_dims, &sin_t));
+        cx.g.initializer(tensor_as(ROTARY_SIN, &table_dims, &sin_t, cx.dt));
     let axes02 = cx.g.const_i64("axes02", &[2], &[0, 2]);
     let cos = cx.g.op(
         "Gather",
@@ -738,14 +830,12 @@ pub fn build_decoder_reward_model_graph(
     let zero_i = cx.g.const_i64("zero", &[], &[0]);
     let future = cx.g.op("Less", &[&distance, &zero_i], vec![]);
     let causal = cx.g.op("Not", &[&future], vec![]);
-    let causal_f =
-        cx.g.op("Cast", &[&causal], vec![("to", Attr::Int(FLOAT as i64))]);
-    let mask_f =
-        cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(FLOAT as i64))]);
+    let causal_f = cx.cast_dt(&causal);
+    let mask_f = cx.cast_dt(&mask);
     let axes12 = cx.g.const_i64("axes12", &[2], &[1, 2]);
     let keys = cx.g.op("Unsqueeze", &[&mask_f, &axes12], vec![]);
-    let one = cx.g.const_f32("one", 1.0);
-    let big = cx.g.const_f32("bias", -MASK_BIAS);
+    let one = cx.scalar("one", 1.0);
+    let big = cx.scalar("bias", -MASK_BIAS);
     let bias_of = |cx: &mut Ctx<'_>, visible: &str| -> String {
         let v = cx.g.op("Mul", &[visible, &keys], vec![]);
         let hidden_keys = cx.g.op("Sub", &[&v, &one], vec![]);
@@ -756,8 +846,7 @@ pub fn build_decoder_reward_model_graph(
         Some(w) => {
             let w = cx.g.const_i64("window", &[], &[w as i64]);
             let inside = cx.g.op("Less", &[&distance, &w], vec![]);
-            let inside =
-                cx.g.op("Cast", &[&inside], vec![("to", Attr::Int(FLOAT as i64))]);
+            let inside = cx.cast_dt(&inside);
             let visible = cx.g.op("Mul", &[&causal_f, &inside], vec![]);
             Some(bias_of(&mut cx, &visible))
         }
@@ -772,7 +861,7 @@ pub fn build_decoder_reward_model_graph(
         cx.g.const_i64("merge_shape", &[3], &[0, 0, (nh * hd) as i64]);
     let halves =
         cx.g.const_i64("halves", &[2], &[(hd / 2) as i64, (hd / 2) as i64]);
-    let scale = cx.g.const_f32("scale", 1.0 / (hd as f32).sqrt());
+    let scale = cx.scalar("scale", 1.0 / (hd as f32).sqrt());
 
     for l in 0..cfg.num_hidden_layers {
         cx.g.set_scope(&format!("layer{l}"));
@@ -813,7 +902,15 @@ pub fn build_decoder_reward_model_graph(
             _ => full_bias.as_str(),
         };
         let s = cx.g.op("Add", &[&s, bias], vec![]);
-        let pr = cx.g.op("Softmax", &[&s], vec![("axis", Attr::Int(-1))]);
+        let pr = if cx.half() {
+            // Softmax in float32, as transformers computes it in half precision.
+            let s =
+                cx.g.op("Cast", &[&s], vec![("to", Attr::Int(FLOAT as i64))]);
+            let pr = cx.g.op("Softmax", &[&s], vec![("axis", Attr::Int(-1))]);
+            cx.cast_dt(&pr)
+        } else {
+            cx.g.op("Softmax", &[&s], vec![("axis", Attr::Int(-1))])
+        };
         let ctx = cx.g.op("MatMul", &[&pr, &v], vec![]);
         let ctx = cx.g.op(
             "Transpose",
@@ -858,8 +955,7 @@ pub fn build_decoder_reward_model_graph(
         vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(1))],
     );
     let hit = cx.g.op("Equal", &[&positions, &last], vec![]);
-    let hit =
-        cx.g.op("Cast", &[&hit], vec![("to", Attr::Int(FLOAT as i64))]);
+    let hit = cx.cast_dt(&hit);
     let axes2 = cx.g.const_i64("axes2", &[1], &[2]);
     let hit = cx.g.op("Unsqueeze", &[&hit, &axes2], vec![]);
     let picked = cx.g.op("Mul", &[&x, &hit], vec![]);
@@ -869,6 +965,12 @@ pub fn build_decoder_reward_model_graph(
         vec![("keepdims", Attr::Int(0))],
     );
 
+    // The head reads float32 (its weights stay float32 in every precision).
+    let pooled = if cx.half() {
+        cx.g.op("Cast", &[&pooled], vec![("to", Attr::Int(FLOAT as i64))])
+    } else {
+        pooled
+    };
     super::head::append_head(&mut cx.g, &pooled, head, &mut cx.params, opts.expose_pooled);
     let Ctx { g, params, .. } = cx;
     let graph = g.build(&format!("rewardkit_{}_reward_model", cfg.model_type));

@@ -11,7 +11,7 @@ pub mod weights;
 pub use backbone::Backbone;
 pub use config::{Activation, BertConfig, Pooling};
 pub use decoder::{
-    build_decoder_reward_model_graph, DecoderBuildOptions, DecoderConfig, RopeScaling,
+    build_decoder_reward_model_graph, DecoderBuildOptions, DecoderConfig, Precision, RopeScaling,
 };
 pub use head::RewardHead;
 pub use weights::{Weight, Weights};

@@ -304,6 +304,14 @@ impl GraphBuilder {
         name
     }
 
+    /// Add a constant tensor as an initializer with a name generated from `base`.
+    pub fn const_tensor(&mut self, base: &str, mut tensor: TensorProto) -> String {
+        let name = self.unique(base);
+        tensor.name = Some(name.clone());
+        self.initializers.push(tensor);
+        name
+    }
+
     /// Add a small constant as an initializer with a generated name.
     pub fn const_i64(&mut self, base: &str, dims: &[i64], values: &[i64]) -> String {
         let name = self.unique(base);

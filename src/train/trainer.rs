@@ -247,6 +247,16 @@ fn load_init(init: &Init, recipe: &Recipe) -> Result<Start> {
             crate::onnx::io::load_external_data(&mut model, bundle.dir(), "model.onnx")?;
             let mut tensors = std::collections::HashMap::new();
             for t in model.graph.map(|g| g.initializer).unwrap_or_default() {
+                if t.data_type == Some(crate::onnx::proto::data_type::FLOAT16) {
+                    return Err(Error::bundle(
+                        dir,
+                        format!(
+                            "weight {} is float16: training starts from fp32 weights (import \
+                             the checkpoint again without --dtype fp16)",
+                            t.name()
+                        ),
+                    ));
+                }
                 if t.data_type == Some(crate::onnx::proto::data_type::FLOAT) && !t.dims.is_empty() {
                     let values = tensor_to_f32(&t)?;
                     tensors.insert(
