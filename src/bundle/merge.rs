@@ -92,9 +92,9 @@ pub fn merge_expo(
                 strong.display()
             )));
         }
-        if t.data_type == Some(data_type::FLOAT16) {
+        if matches!(t.data_type, Some(data_type::FLOAT16 | data_type::BFLOAT16)) {
             return Err(Error::InvalidArgument(format!(
-                "cannot merge: weight {name:?} is float16; merge the fp32 bundles (or \
+                "cannot merge: weight {name:?} is half precision; merge the fp32 bundles (or \
                  checkpoints) and convert the result"
             )));
         }

@@ -518,6 +518,10 @@ pub enum Precision {
     /// float32 (as transformers does in half precision) and the reward head
     /// kept in float32. Runs on ONNX Runtime's CPU and CUDA providers.
     F16,
+    /// The same in bfloat16. ONNX Runtime's CPU provider has no bfloat16
+    /// kernels for these ops: such a model needs an execution provider that
+    /// has them (CUDA on recent GPUs).
+    BF16,
 }
 
 impl std::str::FromStr for Precision {
@@ -526,14 +530,9 @@ impl std::str::FromStr for Precision {
         match s {
             "fp32" | "float32" => Ok(Precision::F32),
             "fp16" | "float16" => Ok(Precision::F16),
-            "bf16" | "bfloat16" => Err(Error::InvalidArgument(
-                "bf16 is not written by this version: ONNX Runtime's CPU provider has no \
-                 bfloat16 kernels for these ops, so such a bundle could not be checked here \
-                 (use fp16)"
-                    .into(),
-            )),
+            "bf16" | "bfloat16" => Ok(Precision::BF16),
             other => Err(Error::InvalidArgument(format!(
-                "unknown dtype {other:?} (expected fp32 or fp16)"
+                "unknown dtype {other:?} (expected fp32, fp16 or bf16)"
             ))),
         }
     }
@@ -545,19 +544,24 @@ impl Precision {
         match self {
             Precision::F32 => FLOAT,
             Precision::F16 => crate::onnx::proto::data_type::FLOAT16,
+            Precision::BF16 => crate::onnx::proto::data_type::BFLOAT16,
         }
     }
 }
 
 /// An initializer of `values` stored as `dt` (float or float16).
 fn tensor_as(name: &str, dims: &[i64], values: &[f32], dt: i32) -> crate::onnx::TensorProto {
-    if dt == FLOAT {
-        return tensor_f32(name, dims, values);
-    }
-    let raw: Vec<u8> = values
-        .iter()
-        .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-        .collect();
+    let raw: Vec<u8> = match dt {
+        crate::onnx::proto::data_type::FLOAT16 => values
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect(),
+        crate::onnx::proto::data_type::BFLOAT16 => values
+            .iter()
+            .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+            .collect(),
+        _ => return tensor_f32(name, dims, values),
+    };
     crate::onnx::builder::tensor_raw(name, dt, dims, raw)
 }
 

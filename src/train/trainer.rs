@@ -247,12 +247,18 @@ fn load_init(init: &Init, recipe: &Recipe) -> Result<Start> {
             crate::onnx::io::load_external_data(&mut model, bundle.dir(), "model.onnx")?;
             let mut tensors = std::collections::HashMap::new();
             for t in model.graph.map(|g| g.initializer).unwrap_or_default() {
-                if t.data_type == Some(crate::onnx::proto::data_type::FLOAT16) {
+                if matches!(
+                    t.data_type,
+                    Some(
+                        crate::onnx::proto::data_type::FLOAT16
+                            | crate::onnx::proto::data_type::BFLOAT16
+                    )
+                ) {
                     return Err(Error::bundle(
                         dir,
                         format!(
-                            "weight {} is float16: training starts from fp32 weights (import \
-                             the checkpoint again without --dtype fp16)",
+                            "weight {} is half precision (float16/bfloat16): training starts \
+                             from fp32 weights (import the checkpoint again without --dtype)",
                             t.name()
                         ),
                     ));
