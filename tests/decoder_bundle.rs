@@ -634,3 +634,59 @@ fn bf16_imports_are_typed_bfloat16_and_the_cpu_refuses_them_cleanly() {
     }
     assert!("bf17".parse::<Precision>().is_err());
 }
+
+/// Dynamic int8: every backbone matmul is quantized, scores stay close to
+/// float, training and merging such a bundle are refused.
+#[test]
+fn int8_quantized_bundles_score_close_to_float() {
+    use rewardkit::bundle::quantize_int8;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hf = checkpoint(dir.path(), "llama", true);
+    let float = dir.path().join("float");
+    import_hf(&hf, &float, &ImportOptions::default().with_max_length(64)).expect("import");
+    let q = dir.path().join("int8");
+    let (bundle, summary) = quantize_int8(&float, &q, false).expect("quantize");
+    // Two layers of q, k, v, o, gate, up and down projections.
+    assert_eq!(summary.matmuls, 14, "{summary:?}");
+    assert_eq!(
+        bundle.manifest().quantization.as_deref(),
+        Some("int8-dynamic")
+    );
+    let model = rewardkit::onnx::io::read_model(&bundle.model_path()).expect("model");
+    let ops: Vec<String> = model
+        .graph
+        .expect("graph")
+        .node
+        .iter()
+        .map(|n| n.op_type().to_string())
+        .collect();
+    assert_eq!(ops.iter().filter(|o| *o == "MatMulInteger").count(), 14);
+    let fs = Scorer::open(&float, ScorerOptions::default()).expect("float scorer");
+    let qs = Scorer::open(&q, ScorerOptions::default()).expect("int8 scorer");
+    let (p, r): (Vec<String>, Vec<String>) = pairs().into_iter().unzip();
+    let a = fs.score_batch(&p, &r).expect("float");
+    let b = qs.score_batch(&p, &r).expect("int8");
+    let spread = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            (x - y).abs() < 0.05 * spread.max(0.1),
+            "float {x} vs int8 {y} ({a:?} / {b:?})"
+        );
+    }
+    assert!(a != b, "int8 scores equal float scores bit for bit");
+    let err = quantize_int8(&q, &dir.path().join("again"), false).unwrap_err();
+    assert!(err.to_string().contains("already quantized"), "{err}");
+    let err =
+        rewardkit::bundle::merge_expo(&float, &q, 1.5, &dir.path().join("m"), false).unwrap_err();
+    assert!(err.to_string().contains("quantized"), "{err}");
+    let err = Trainer::new(
+        recipe("bt"),
+        &Init::Bundle(q.clone()),
+        Examples::Pairs(toy_pairs(8)),
+        None,
+        None,
+        &dir.path().join("work"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("quantized"), "{err}");
+}

@@ -206,6 +206,7 @@ pub fn init_from_backbone(backbone: &Path, out: &Path, opts: &InitOptions) -> Re
         max_length,
         text: TextFormat::Pair,
         normalization: None,
+        quantization: None,
         provenance: Provenance {
             created_by: format!("rewardkit {}", env!("CARGO_PKG_VERSION")),
             recipe: "init".into(),

@@ -246,6 +246,7 @@ pub fn import_hf(dir: &Path, out: &Path, opts: &ImportOptions) -> Result<Bundle>
         max_length,
         text,
         normalization: None,
+        quantization: None,
         provenance: Provenance {
             created_by: format!("rewardkit {}", env!("CARGO_PKG_VERSION")),
             recipe: "import".into(),

@@ -33,6 +33,10 @@ pub struct Manifest {
     pub max_length: usize,
     /// How a (prompt, response) pair becomes model input.
     pub text: TextFormat,
+    /// How the weights were quantized after training (`int8-dynamic`), if
+    /// they were; such bundles score but do not train or merge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
     /// Optional affine normalisation applied to every output: `(s - mean) / std`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalization: Option<Normalization>,
@@ -240,6 +244,7 @@ mod tests {
             max_length: 128,
             text: TextFormat::Pair,
             normalization: None,
+            quantization: None,
             provenance: Provenance::default(),
             files: None,
         }

@@ -44,6 +44,11 @@ pub fn merge_expo(
             strong.display()
         )))
     };
+    if wm.quantization.is_some() || sm.quantization.is_some() {
+        return Err(Error::InvalidArgument(
+            "cannot merge quantized bundles: merge the float bundles, then quantize".into(),
+        ));
+    }
     if wm.architecture != sm.architecture {
         return refuse("architectures (family and config)");
     }

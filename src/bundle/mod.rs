@@ -6,6 +6,7 @@ pub mod import;
 pub mod integrity;
 mod manifest;
 mod merge;
+pub mod quantize;
 
 pub use create::{
     init_from_backbone, write_bundle, write_bundle_files, write_bundle_owned, InitOptions,
@@ -16,6 +17,7 @@ pub use manifest::{
     Architecture, Manifest, Normalization, Provenance, TextFormat, FORMAT_NAME, FORMAT_VERSION,
 };
 pub use merge::merge_expo;
+pub use quantize::{quantize_int8, QuantizeSummary};
 
 use std::path::{Path, PathBuf};
 

@@ -85,6 +85,18 @@ enum Command {
     Import(import::ImportArgs),
     /// Show the exact text and tokens a model gets for a (prompt, response) pair.
     Render(import::RenderArgs),
+    /// Quantize a bundle's weight matmuls to dynamic int8 (standard ONNX ops).
+    Quantize {
+        /// The float bundle.
+        #[arg(long)]
+        model: PathBuf,
+        /// Where to write the int8 bundle.
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing bundle at --out.
+        #[arg(long)]
+        force: bool,
+    },
     /// Show a bundle's manifest.
     Info {
         /// The bundle directory.
@@ -172,6 +184,16 @@ fn run(cli: Cli) -> Result<()> {
                 weak.display(),
                 strong.display(),
                 weak.display()
+            );
+            Ok(())
+        }
+        Command::Quantize { model, out, force } => {
+            let (_, s) = crate::bundle::quantize_int8(&model, &out, force)?;
+            println!(
+                "wrote {} ({} matmuls, {} weights in int8; the reward head stays float)",
+                out.display(),
+                s.matmuls,
+                s.weights
             );
             Ok(())
         }

@@ -231,6 +231,12 @@ fn load_init(init: &Init, recipe: &Recipe) -> Result<Start> {
         Init::Bundle(dir) => {
             let bundle = Bundle::open(dir)?;
             let m = bundle.manifest().clone();
+            if let Some(q) = &m.quantization {
+                return Err(Error::bundle(
+                    dir,
+                    format!("the bundle is quantized ({q}): training starts from a float bundle"),
+                ));
+            }
             let backbone =
                 Backbone::from_json(&m.architecture.config, &dir.join("rewardkit.json"))?;
             if backbone.family() != m.architecture.family {
@@ -1068,6 +1074,7 @@ impl Trainer {
             max_length: self.tokenizer.max_length(),
             text: self.text.clone(),
             normalization: None,
+            quantization: None,
             provenance: Provenance {
                 created_by: format!("rewardkit {}", env!("CARGO_PKG_VERSION")),
                 recipe: if self.recipe.name.is_empty() {
