@@ -105,7 +105,9 @@ fn assert_same_params(a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]) {
 fn killed_again_and_again_then_resumed_equals_uninterrupted() {
     let s = Setup::new();
     let straight = s.path("straight");
+    let started = std::time::Instant::now();
     let out = s.train(&straight).output().expect("run");
+    let full = started.elapsed();
     assert!(
         out.status.success(),
         "{}",
@@ -114,16 +116,19 @@ fn killed_again_and_again_then_resumed_equals_uninterrupted() {
     let want = final_params(&straight);
 
     let crashed = s.path("crashed");
-    // Deterministic "random" delays from a small LCG, 0.15 to 1.2 s: some
-    // land in start-up, most in steps and checkpoint writes.
+    // Deterministic "random" delays from a small LCG, 8% to 30% of an
+    // uninterrupted run, so that however fast the machine is, several runs
+    // are killed: some in start-up, most in steps and checkpoint writes.
+    let full_ms = full.as_millis().max(100) as u64;
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     let mut kills = 0;
+    let mut steps_seen = Vec::new();
     let mut finished = false;
     for _ in 0..30 {
         x = x
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let delay = 150 + (x >> 33) % 1050;
+        let delay = full_ms * 8 / 100 + (x >> 33) % (full_ms * 22 / 100).max(1);
         let mut child = s.train(&crashed).spawn().expect("spawn");
         std::thread::sleep(Duration::from_millis(delay));
         if let Some(status) = child.try_wait().expect("wait") {
@@ -144,7 +149,8 @@ fn killed_again_and_again_then_resumed_equals_uninterrupted() {
         kills += 1;
         // Whatever moment the kill hit, the last checkpoint loads.
         if has_checkpoint(&crashed) {
-            checkpoint::load(&crashed).expect("a loadable checkpoint after SIGKILL");
+            let ck = checkpoint::load(&crashed).expect("a loadable checkpoint after SIGKILL");
+            steps_seen.push(ck.state.step);
         }
     }
     if !finished {
@@ -159,7 +165,16 @@ fn killed_again_and_again_then_resumed_equals_uninterrupted() {
         kills >= 5,
         "only {kills} kills landed: the runs are too short"
     );
-    eprintln!("{kills} kills, then resumed to the end");
+    eprintln!(
+        "{kills} kills (an uninterrupted run takes {full_ms} ms; checkpointed steps after \
+         each kill: {steps_seen:?}), then resumed to the end"
+    );
+    // The kills must land during training, not only in start-up.
+    let distinct: std::collections::BTreeSet<_> = steps_seen.iter().collect();
+    assert!(
+        distinct.len() >= 3,
+        "the kills never interrupted training itself: {steps_seen:?}"
+    );
     assert_same_params(&want, &final_params(&crashed));
 }
 
