@@ -690,3 +690,114 @@ fn int8_quantized_bundles_score_close_to_float() {
     .unwrap_err();
     assert!(err.to_string().contains("quantized"), "{err}");
 }
+
+/// The command line: `import` (with `--dtype`), `render` of a bundle and of
+/// a checkpoint directory, `quantize`, and `score` of the result.
+#[test]
+fn import_render_and_quantize_from_the_command_line() {
+    use std::process::Command;
+    let rk = env!("CARGO_BIN_EXE_rewardkit");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hf = checkpoint(dir.path(), "llama", true);
+    let run = |args: &[&str]| {
+        let out = Command::new(rk).args(args).output().expect("run rewardkit");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.success(), text, err)
+    };
+    let b = dir.path().join("b");
+    let b16 = dir.path().join("b16");
+    let q = dir.path().join("q");
+    let (ok, out, err) = run(&[
+        "import",
+        "--hf",
+        hf.to_str().unwrap(),
+        "--out",
+        b.to_str().unwrap(),
+        "--max-length",
+        "64",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("llama") && out.contains("chat template"),
+        "{out}"
+    );
+    let (ok, _, err) = run(&[
+        "import",
+        "--hf",
+        hf.to_str().unwrap(),
+        "--out",
+        b16.to_str().unwrap(),
+        "--dtype",
+        "fp16",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&[
+        "import",
+        "--hf",
+        hf.to_str().unwrap(),
+        "--out",
+        b16.to_str().unwrap(),
+        "--dtype",
+        "fp8",
+    ]);
+    assert!(!ok && err.contains("fp8"), "{err}");
+
+    let (ok, out, err) = run(&[
+        "render",
+        "--model",
+        b.to_str().unwrap(),
+        "--prompt",
+        "why",
+        "--response",
+        "yes",
+        "--tokens",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("<s><|user|> why <|end|>\n<|assistant|> yes <|end|>"),
+        "{out}"
+    );
+    assert!(
+        out.lines().last().unwrap().starts_with("1 4 "),
+        "token ids: {out}"
+    );
+    let (ok, out2, err) = run(&[
+        "render",
+        "--hf",
+        hf.to_str().unwrap(),
+        "--prompt",
+        "why",
+        "--response",
+        "yes",
+        "--tokens",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, out2, "bundle and checkpoint render alike");
+
+    let (ok, out, err) = run(&[
+        "quantize",
+        "--model",
+        b.to_str().unwrap(),
+        "--out",
+        q.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("14 matmuls"), "{out}");
+    for m in [&b, &b16, &q] {
+        let (ok, out, err) = run(&[
+            "score",
+            "--model",
+            m.to_str().unwrap(),
+            "--prompt",
+            "why",
+            "--response",
+            "yes",
+        ]);
+        assert!(ok, "{}: {err}", m.display());
+        assert!(
+            out.trim().parse::<f32>().is_ok() || out.contains("reward"),
+            "{out}"
+        );
+    }
+}
