@@ -91,16 +91,21 @@ fn read_safetensors_into(
         let converted = to_f32(view.dtype(), view.data());
         // Give the tensor's file pages back once converted, so converting a
         // checkpoint holds about one copy of it in memory, not the converted
-        // weights plus the whole mapped file.
+        // weights plus the whole mapped file. Only pages wholly inside this
+        // tensor: a page it shares with a neighbour is never dropped, so no
+        // dropped page is read again.
         let start = view.data().as_ptr() as usize - map.as_ptr() as usize;
-        let aligned = start - start % page;
-        let len = start + view.data().len() - aligned;
-        // SAFETY: the map is a read-only shared mapping of a file: DontNeed
-        // only drops pages from this process, and a later read of them (the
-        // next tensor may share the last page) faults them back in from the
-        // file unchanged.
-        let _ =
-            unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, aligned, len) };
+        let first = start.next_multiple_of(page);
+        let end = (start + view.data().len()) / page * page;
+        if end > first {
+            // SAFETY: the map is a read-only shared mapping of a file and no
+            // byte of these pages is read after this point (they hold only
+            // this tensor, already converted); DontNeed drops them from this
+            // process without touching the file.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first)
+            };
+        }
         let Some(data) = converted else {
             continue;
         };

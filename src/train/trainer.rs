@@ -767,12 +767,19 @@ impl Trainer {
             }
             loss_sum += loss;
             if let Objective::Pairwise(_) = self.objective {
-                right += out[1]
-                    .iter()
-                    .zip(out[2].iter())
-                    .filter(|(c, r)| c > r)
-                    .count();
-                pairs += out[1].len();
+                // Plain slices: counting through ndarray's dynamic-rank
+                // iterators compiled into code that valgrind reports as a
+                // branch on uninitialised stack memory.
+                let (c, r) = match (out[1].as_slice(), out[2].as_slice()) {
+                    (Some(c), Some(r)) if c.len() == r.len() => (c, r),
+                    _ => {
+                        return Err(Error::Internal(
+                            "chosen and rejected rewards are not matching contiguous arrays".into(),
+                        ))
+                    }
+                };
+                right += c.iter().zip(r).filter(|(c, r)| c > r).count();
+                pairs += c.len();
             }
             if k > 1 {
                 self.engine.accumulate(m == 0)?;
