@@ -3,6 +3,7 @@
 //! It finds and loads the ONNX Runtime shared library once per process, and
 //! runs models through a small pool of sessions.
 
+mod denormal;
 mod library;
 mod session;
 mod train;

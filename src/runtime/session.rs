@@ -111,6 +111,11 @@ fn make_session(path: &Path, options: &RunnerOptions) -> Result<Session> {
     let mut builder = Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| Error::Runtime(e.to_string()))?;
+    // ONNX Runtime's pool threads flush subnormals; the calling thread does
+    // so while it runs (see `denormal`).
+    builder = builder
+        .with_flush_to_zero()
+        .map_err(|e| Error::Runtime(e.to_string()))?;
     if options.threads > 0 {
         builder = builder
             .with_intra_threads(options.threads)
@@ -235,7 +240,10 @@ impl ModelRunner {
         }
         let mut session = self.checkout()?;
         let result = (|| {
-            let out = session.run(values)?;
+            let out = {
+                let _flush = super::denormal::FlushDenormals::new();
+                session.run(values)?
+            };
             outputs
                 .iter()
                 .map(|name| {

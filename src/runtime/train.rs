@@ -53,6 +53,8 @@ fn session(path: &std::path::Path, options: &RunnerOptions) -> Result<Session> {
     let env = environment()?;
     let mut b = Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| Error::Runtime(e.to_string()))?
+        .with_flush_to_zero()
         .map_err(|e| Error::Runtime(e.to_string()))?;
     // ORT's memory pattern pre-plans buffers from earlier runs' shapes: faster
     // steps, but a higher peak when batch shapes vary. Off in low-memory mode.
@@ -114,7 +116,10 @@ fn run_bound(
     for name in dynamic {
         binding.bind_output_to_device(name.as_str(), cpu)?;
     }
-    let out = session.run_binding(binding)?;
+    let out = {
+        let _flush = super::denormal::FlushDenormals::new();
+        session.run_binding(binding)?
+    };
     fetch
         .iter()
         .map(|name| {
@@ -411,7 +416,10 @@ impl TrainingEngine {
             Some(acc) if accumulated => &acc.optim_bind[self.cur][acc.cur],
             _ => &self.optim_bind[self.cur],
         };
-        let out = self.optim.run_binding(binding)?;
+        let out = {
+            let _flush = super::denormal::FlushDenormals::new();
+            self.optim.run_binding(binding)?
+        };
         let norm = out
             .get(crate::optim::GRAD_NORM)
             .ok_or_else(|| Error::Internal("optimizer graph has no grad_norm output".into()))?
@@ -432,7 +440,10 @@ impl TrainingEngine {
             .as_mut()
             .ok_or_else(|| Error::Internal("no accumulation graph was built".into()))?;
         acc.keep.extract_tensor_mut().1[0] = if first { 0.0 } else { 1.0 };
-        acc.session.run_binding(&acc.bind[acc.cur])?;
+        {
+            let _flush = super::denormal::FlushDenormals::new();
+            acc.session.run_binding(&acc.bind[acc.cur])?;
+        }
         acc.cur = 1 - acc.cur;
         Ok(())
     }
