@@ -169,6 +169,26 @@ fn init_refuses_to_clobber_unless_forced() {
     );
 }
 
+/// The offset in `bytes` (the file `path`) of a byte in the middle of the
+/// model's largest weight, so flipping it keeps the protobuf valid.
+fn weight_byte_offset(path: &std::path::Path, bytes: &[u8]) -> usize {
+    let model = rewardkit::onnx::io::read_model(path).expect("read model");
+    let graph = model.graph.expect("graph");
+    let raw = graph
+        .initializer
+        .iter()
+        .filter_map(|t| t.raw_data.as_deref())
+        .max_by_key(|r| r.len())
+        .expect("a weight stored as raw data");
+    assert!(raw.len() >= 64, "the largest weight is too small to locate");
+    let window = &raw[raw.len() / 2..raw.len() / 2 + 32];
+    let at = bytes
+        .windows(window.len())
+        .position(|w| w == window)
+        .expect("the weight's bytes are in the file");
+    at + window.len() / 2
+}
+
 #[test]
 fn file_digests_are_recorded_and_checked() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -184,7 +204,7 @@ fn file_digests_are_recorded_and_checked() {
     // A model with one byte changed (same size): refused, naming the file.
     let b = copy_bundle(&good, &dir.path().join("flipped"));
     let mut bytes = std::fs::read(b.join("model.onnx")).unwrap();
-    let i = bytes.len() - 100;
+    let i = weight_byte_offset(&b.join("model.onnx"), &bytes);
     bytes[i] ^= 1;
     std::fs::write(b.join("model.onnx"), &bytes).unwrap();
     let e = open_err(&b);

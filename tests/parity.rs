@@ -133,7 +133,7 @@ fn tokenizer_matches_transformers() {
 }
 
 /// Build the backbone's graph with the `pooled` output and open it.
-fn pooled_runner(dir: &Path, pooling: Pooling, tmp: &Path) -> ModelRunner {
+fn pooled_runner(dir: &Path, pooling: Pooling, fused: bool, tmp: &Path) -> ModelRunner {
     let cfg = BertConfig::from_file(&dir.join("config.json")).expect("config");
     let mut weights = Weights::from_safetensors(&dir.join("model.safetensors")).expect("weights");
     let head = RewardHead::init(1, cfg.hidden_size, cfg.initializer_range, 0).expect("head");
@@ -144,10 +144,11 @@ fn pooled_runner(dir: &Path, pooling: Pooling, tmp: &Path) -> ModelRunner {
         BuildOptions {
             pooling,
             expose_pooled: true,
+            fused,
         },
     )
     .expect("build");
-    let path = tmp.join(format!("minilm-{pooling:?}.onnx"));
+    let path = tmp.join(format!("minilm-{pooling:?}-{fused}.onnx"));
     write_model(&path, &model, DEFAULT_EXTERNAL_THRESHOLD).expect("write model");
     ModelRunner::open(&path, RunnerOptions::default()).expect("open model")
 }
@@ -178,11 +179,11 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 
 /// Run the fixture's pairs as one padded batch and one at a time, and compare
 /// the pooled states with transformers'.
-fn check_pooling(pooling: Pooling) {
+fn check_pooling(pooling: Pooling, fused: bool) {
     let dir = backbone();
     let fx = fixture();
     let tmp = tempfile::tempdir().expect("tempdir");
-    let runner = pooled_runner(&dir, pooling, tmp.path());
+    let runner = pooled_runner(&dir, pooling, fused, tmp.path());
     let expected = |p: &FixturePair| match pooling {
         Pooling::Cls => p.cls.clone(),
         Pooling::Mean => p.mean.clone(),
@@ -210,7 +211,7 @@ fn check_pooling(pooling: Pooling) {
         let single = run_pooled(&runner, &[&encs[i]]);
         let s = max_abs_diff(single.row(0).as_slice().expect("row"), &want);
         println!(
-            "{pooling:?} pooling, pair {i} ({} tokens): max |diff| batched {b:.3e}, alone {s:.3e}",
+            "{pooling:?} pooling (fused {fused}), pair {i} ({} tokens): max |diff| batched {b:.3e}, alone {s:.3e}",
             lengths[i]
         );
         worst_batched = worst_batched.max(b);
@@ -223,7 +224,7 @@ fn check_pooling(pooling: Pooling) {
         }
     }
     println!(
-        "{pooling:?} pooling: max |diff| vs transformers: batched {worst_batched:.3e}, \
+        "{pooling:?} pooling (fused {fused}): max |diff| vs transformers: batched {worst_batched:.3e}, \
          alone {worst_single:.3e} (tolerance {TOLERANCE:e})"
     );
     assert!(
@@ -235,10 +236,16 @@ fn check_pooling(pooling: Pooling) {
 
 #[test]
 fn cls_pooling_matches_transformers() {
-    check_pooling(Pooling::Cls);
+    check_pooling(Pooling::Cls, false);
 }
 
 #[test]
 fn mean_pooling_matches_transformers() {
-    check_pooling(Pooling::Mean);
+    check_pooling(Pooling::Mean, false);
+}
+
+#[test]
+fn fused_graph_matches_transformers() {
+    check_pooling(Pooling::Cls, true);
+    check_pooling(Pooling::Mean, true);
 }

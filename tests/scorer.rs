@@ -240,3 +240,33 @@ fn same_seed_same_model_other_seed_other_head() {
         .expect("score");
     assert_ne!(sa, sc);
 }
+
+#[test]
+fn fused_and_portable_bundles_score_alike() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = rewardkit::bundle::InitOptions::default().with_seed(5);
+    let fused = common::tiny_bundle(dir.path(), "fused", &opts);
+    let portable = common::tiny_bundle(dir.path(), "portable", &opts.clone().with_portable(true));
+    assert_eq!(
+        common::contrib_ops(&fused),
+        ["BiasGelu", "MultiHeadAttention", "SkipLayerNormalization"]
+    );
+    assert!(common::contrib_ops(&portable).is_empty());
+    let pairs = common::pairs();
+    let (prompts, responses) = split(&pairs);
+    let a = Scorer::open(&fused, ScorerOptions::default()).expect("open fused");
+    let b = Scorer::open(&portable, ScorerOptions::default()).expect("open portable");
+    // One padded batch, then each pair alone.
+    let sa = a.score_batch(&prompts, &responses).expect("fused batch");
+    let sb = b.score_batch(&prompts, &responses).expect("portable batch");
+    for (i, (p, r)) in pairs.iter().enumerate() {
+        let single = a.score(p, r).expect("fused single");
+        for (what, x) in [("batched", sa[i]), ("alone", single)] {
+            assert!(
+                (x - sb[i]).abs() <= 1e-5,
+                "pair {i} {what}: fused {x} vs portable {}",
+                sb[i]
+            );
+        }
+    }
+}

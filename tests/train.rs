@@ -163,10 +163,33 @@ fn resume_continues_exactly() {
 
 #[test]
 fn bundle_scores_match_the_training_forward() {
+    check_bundle_matches_training(false);
+}
+
+#[test]
+fn portable_bundle_scores_match_the_training_forward() {
+    check_bundle_matches_training(true);
+}
+
+/// The written bundle (fused by default, standard ops with
+/// `model.portable`) scores like the training forward within 1e-5.
+fn check_bundle_matches_training(portable: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut t = trainer(dir.path(), recipe("bt", "max_steps = 4\n"), 12);
+    let mut r = recipe("bt", "max_steps = 4\n");
+    r.model.portable = portable;
+    let mut t = trainer(dir.path(), r, 12);
     let out = dir.path().join("out");
     t.run(&out, |_| Control::Continue).expect("run");
+    let ops = common::contrib_ops(&out);
+    if portable {
+        assert!(ops.is_empty(), "a portable bundle uses contrib ops {ops:?}");
+    } else {
+        assert_eq!(
+            ops,
+            ["BiasGelu", "MultiHeadAttention", "SkipLayerNormalization"],
+            "the bundle's graph should use ONNX Runtime's fused ops"
+        );
+    }
     let pairs = toy_pairs(9);
     let (c, r) = t.pair_rewards(&pairs).expect("rewards");
     let scorer = Scorer::open(&out, ScorerOptions::default().with_threads(1)).expect("open");

@@ -284,6 +284,9 @@ fn bundle_with_head(dir: &Path, backbone: &Path, fx: &Fixture) -> PathBuf {
         BuildOptions {
             pooling: Pooling::Mean,
             expose_pooled: false,
+            // Training starts from a fused bundle: the trainer takes the
+            // weights by name, whatever ops sit between them.
+            fused: true,
         },
     )
     .expect("build");

@@ -71,6 +71,10 @@ pub struct InitOptions {
     pub max_length: Option<usize>,
     /// Replace an existing bundle at the output path.
     pub overwrite: bool,
+    /// Write `model.onnx` with standard ONNX ops only, instead of ONNX
+    /// Runtime's fused contrib ops (BERT-family backbones; decoders are
+    /// always written with standard ops).
+    pub portable: bool,
 }
 
 impl Default for InitOptions {
@@ -83,6 +87,7 @@ impl Default for InitOptions {
             pooling: Pooling::Mean,
             max_length: None,
             overwrite: false,
+            portable: false,
         }
     }
 }
@@ -120,6 +125,10 @@ impl InitOptions {
         self.overwrite = overwrite;
         self
     }
+    pub fn with_portable(mut self, portable: bool) -> Self {
+        self.portable = portable;
+        self
+    }
 }
 
 /// Make an untrained reward-model bundle from a pretrained backbone directory
@@ -136,7 +145,8 @@ pub fn init_from_backbone(backbone: &Path, out: &Path, opts: &InitOptions) -> Re
         let mut io = super::import::ImportOptions::default()
             .with_outputs(opts.outputs.clone())
             .with_seed(opts.seed)
-            .with_overwrite(opts.overwrite);
+            .with_overwrite(opts.overwrite)
+            .with_portable(opts.portable);
         if let Some(r) = &opts.reward_output {
             io = io.with_reward_output(r.clone());
         }
@@ -178,6 +188,7 @@ pub fn init_from_backbone(backbone: &Path, out: &Path, opts: &InitOptions) -> Re
         BuildOptions {
             pooling: opts.pooling,
             expose_pooled: false,
+            fused: !opts.portable,
         },
     )?;
     let mut inputs = vec![

@@ -39,6 +39,10 @@ pub struct ImportOptions {
     pub overwrite: bool,
     /// Weights' and activations' type (fp16: decoders only).
     pub precision: Precision,
+    /// Standard ONNX ops only (BERT-family models are otherwise written with
+    /// ONNX Runtime's fused attention and layer-norm ops; decoders always
+    /// use standard ops).
+    pub portable: bool,
 }
 
 impl ImportOptions {
@@ -68,6 +72,10 @@ impl ImportOptions {
     }
     pub fn with_overwrite(mut self, yes: bool) -> Self {
         self.overwrite = yes;
+        self
+    }
+    pub fn with_portable(mut self, yes: bool) -> Self {
+        self.portable = yes;
         self
     }
 }
@@ -229,6 +237,7 @@ pub fn import_hf(dir: &Path, out: &Path, opts: &ImportOptions) -> Result<Bundle>
         pooling,
         Some(max_length),
         opts.precision,
+        !opts.portable,
     )?;
     drop(weights);
     let manifest = Manifest {

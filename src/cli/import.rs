@@ -45,6 +45,10 @@ pub struct ImportArgs {
     /// Replace an existing bundle at --out.
     #[arg(long)]
     force: bool,
+    /// Write model.onnx with standard ONNX ops only (encoders are otherwise
+    /// written with ONNX Runtime's fused attention and layer-norm ops).
+    #[arg(long)]
+    portable: bool,
 }
 
 pub fn run_import(args: ImportArgs) -> Result<()> {
@@ -53,7 +57,8 @@ pub fn run_import(args: ImportArgs) -> Result<()> {
         .with_precision(precision)
         .with_seed(args.seed)
         .with_no_chat_template(args.no_chat_template)
-        .with_overwrite(args.force);
+        .with_overwrite(args.force)
+        .with_portable(args.portable);
     if let Some(o) = args.outputs {
         opts = opts.with_outputs(o);
     }

@@ -51,6 +51,10 @@ enum Command {
         /// Replace an existing bundle at --out.
         #[arg(long)]
         force: bool,
+        /// Write model.onnx with standard ONNX ops only (no ONNX Runtime
+        /// contrib ops), for runtimes other than ONNX Runtime.
+        #[arg(long)]
+        portable: bool,
     },
     /// Score (prompt, response) pairs.
     Score(score::ScoreArgs),
@@ -85,7 +89,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Show the exact text and tokens a model gets for a (prompt, response) pair.
     Render(import::RenderArgs),
-    /// Quantize a bundle's weight matmuls to dynamic int8 (standard ONNX ops).
+    /// Quantize a bundle's weight matmuls to dynamic int8 (DynamicQuantizeLinear and
+    /// MatMulInteger; the rest of the graph, fused or portable, is kept).
     Quantize {
         /// The float bundle.
         #[arg(long)]
@@ -143,12 +148,14 @@ fn run(cli: Cli) -> Result<()> {
             pooling,
             max_length,
             force,
+            portable,
         } => {
             let mut opts = InitOptions::default()
                 .with_outputs(outputs)
                 .with_seed(seed)
                 .with_pooling(pooling)
-                .with_overwrite(force);
+                .with_overwrite(force)
+                .with_portable(portable);
             if let Some(n) = max_length {
                 opts = opts.with_max_length(n);
             }

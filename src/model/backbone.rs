@@ -113,10 +113,37 @@ impl Backbone {
         pooling: Pooling,
         max_length: Option<usize>,
     ) -> Result<(ModelProto, Vec<String>)> {
-        self.build_with(weights, head, pooling, max_length, Precision::F32)
+        self.build_with(weights, head, pooling, max_length, Precision::F32, false)
     }
 
-    /// [`build`](Self::build) in a given precision (float16: decoders only).
+    /// Build the graph again from the weights of `model`, a graph this
+    /// backbone built: with ONNX Runtime's fused ops (`fused`, BERT-family
+    /// only; decoders keep standard ops) or standard ops only. `path` names
+    /// the model in errors.
+    pub fn rebuild(
+        &self,
+        model: &ModelProto,
+        path: &Path,
+        pooling: Pooling,
+        max_length: Option<usize>,
+        fused: bool,
+    ) -> Result<ModelProto> {
+        let (mut weights, head) = Weights::from_model(model, path)?;
+        Ok(self
+            .build_with(
+                &mut weights,
+                &head,
+                pooling,
+                max_length,
+                Precision::F32,
+                fused,
+            )?
+            .0)
+    }
+
+    /// [`build`](Self::build) in a given precision (float16: decoders only),
+    /// with ONNX Runtime's fused ops when `fused` (BERT-family backbones;
+    /// decoders are always built with standard ops).
     pub fn build_with(
         &self,
         weights: &mut Weights,
@@ -124,6 +151,7 @@ impl Backbone {
         pooling: Pooling,
         max_length: Option<usize>,
         precision: Precision,
+        fused: bool,
     ) -> Result<(ModelProto, Vec<String>)> {
         match self {
             Backbone::Bert(_) if precision != Precision::F32 => Err(Error::InvalidArgument(
@@ -136,6 +164,7 @@ impl Backbone {
                 BuildOptions {
                     pooling,
                     expose_pooled: false,
+                    fused,
                 },
             ),
             Backbone::Decoder(c) => {

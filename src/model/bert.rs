@@ -7,7 +7,7 @@
 
 use crate::error::Result;
 use crate::onnx::builder::{model, tensor_f32, Attr, Dim, GraphBuilder};
-use crate::onnx::proto::data_type::{FLOAT, INT64};
+use crate::onnx::proto::data_type::{FLOAT, INT32, INT64};
 use crate::onnx::ModelProto;
 
 use super::config::{Activation, BertConfig, Pooling};
@@ -29,6 +29,12 @@ pub struct BuildOptions {
     pub pooling: Pooling,
     /// Also output the pooled states as `pooled` (for parity checks and embeddings).
     pub expose_pooled: bool,
+    /// Use ONNX Runtime's fused contrib ops (`MultiHeadAttention`,
+    /// `SkipLayerNormalization`, `BiasGelu`/`FastGelu`) for inference. The
+    /// weight initializers keep the same names, shapes and order as the
+    /// standard-op graph; only the nodes between them differ. Training graphs
+    /// are always built with standard ops.
+    pub fused: bool,
 }
 
 /// Additive attention bias for padded keys. Small enough for fp16, large
@@ -67,7 +73,43 @@ impl Ctx<'_> {
         Ok(self.g.op("Add", &[&y, &b], vec![]))
     }
 
-    fn layer_norm(&mut self, x: &str, name: &str, hidden: usize, eps: f64) -> Result<String> {
+    /// `x · Wᵀ` for the checkpoint linear `name`, without its bias; returns
+    /// the product and the bias initializer, for an op that adds the bias
+    /// itself.
+    fn matmul_bias(
+        &mut self,
+        x: &str,
+        name: &str,
+        n_in: usize,
+        n_out: usize,
+    ) -> Result<(String, String)> {
+        let w = self.weight(&format!("{name}.weight"), &[], &[n_out, n_in])?;
+        let b = self.weight(&format!("{name}.bias"), &[], &[n_out])?;
+        let wt = self
+            .g
+            .op("Transpose", &[&w], vec![("perm", Attr::Ints(vec![1, 0]))]);
+        Ok((self.g.op("MatMul", &[x, &wt], vec![]), b))
+    }
+
+    /// `LayerNorm(x + skip + bias)` as one `SkipLayerNormalization`.
+    fn skip_layer_norm(
+        &mut self,
+        x: &str,
+        skip: &str,
+        bias: &str,
+        name: &str,
+        hidden: usize,
+        eps: f64,
+    ) -> Result<String> {
+        let (gamma, beta) = self.norm_params(name, hidden)?;
+        Ok(self.g.op_ms(
+            "SkipLayerNormalization",
+            &[x, skip, &gamma, &beta, bias],
+            vec![("epsilon", Attr::Float(eps as f32))],
+        ))
+    }
+
+    fn norm_params(&mut self, name: &str, hidden: usize) -> Result<(String, String)> {
         let gamma = self.weight(
             &format!("{name}.weight"),
             &[&format!("{name}.gamma")],
@@ -78,6 +120,11 @@ impl Ctx<'_> {
             &[&format!("{name}.beta")],
             &[hidden],
         )?;
+        Ok((gamma, beta))
+    }
+
+    fn layer_norm(&mut self, x: &str, name: &str, hidden: usize, eps: f64) -> Result<String> {
+        let (gamma, beta) = self.norm_params(name, hidden)?;
         Ok(self.g.op(
             "LayerNormalization",
             &[x, &gamma, &beta],
@@ -122,6 +169,147 @@ impl Ctx<'_> {
             Activation::Relu => self.g.op("Relu", &[x], vec![]),
         }
     }
+}
+
+/// Constants shared by every standard-op attention block.
+struct AttentionShapes {
+    /// `[0, 0, heads, head_dim]`, splitting the hidden axis into heads.
+    heads: String,
+    /// `[0, 0, hidden]`, merging the heads back.
+    merge: String,
+    /// `1/√head_dim`.
+    scale: String,
+}
+
+/// One post-LayerNorm encoder layer in standard ONNX ops (the training form).
+fn standard_layer(
+    cx: &mut Ctx<'_>,
+    cfg: &BertConfig,
+    x: &str,
+    attn_bias: &str,
+    shapes: &AttentionShapes,
+    p: &str,
+) -> Result<String> {
+    let h = cfg.hidden_size;
+    let q = cx.linear(x, &format!("{p}.attention.self.query"), h, h)?;
+    let k = cx.linear(x, &format!("{p}.attention.self.key"), h, h)?;
+    let v = cx.linear(x, &format!("{p}.attention.self.value"), h, h)?;
+    let q = cx.g.op("Reshape", &[&q, &shapes.heads], vec![]);
+    let q = cx.g.op(
+        "Transpose",
+        &[&q],
+        vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))],
+    );
+    let k = cx.g.op("Reshape", &[&k, &shapes.heads], vec![]);
+    let k = cx.g.op(
+        "Transpose",
+        &[&k],
+        vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))],
+    );
+    let v = cx.g.op("Reshape", &[&v, &shapes.heads], vec![]);
+    let v = cx.g.op(
+        "Transpose",
+        &[&v],
+        vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))],
+    );
+    let s = cx.g.op("MatMul", &[&q, &k], vec![]);
+    let s = cx.g.op("Mul", &[&s, &shapes.scale], vec![]);
+    let s = cx.g.op("Add", &[&s, attn_bias], vec![]);
+    let pr = cx.g.op("Softmax", &[&s], vec![("axis", Attr::Int(-1))]);
+    let ctx = cx.g.op("MatMul", &[&pr, &v], vec![]);
+    let ctx = cx.g.op(
+        "Transpose",
+        &[&ctx],
+        vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))],
+    );
+    let ctx = cx.g.op("Reshape", &[&ctx, &shapes.merge], vec![]);
+    let attn = cx.linear(&ctx, &format!("{p}.attention.output.dense"), h, h)?;
+    let res = cx.g.op("Add", &[&attn, x], vec![]);
+    let x = cx.layer_norm(
+        &res,
+        &format!("{p}.attention.output.LayerNorm"),
+        h,
+        cfg.layer_norm_eps,
+    )?;
+    let inter = cx.linear(
+        &x,
+        &format!("{p}.intermediate.dense"),
+        h,
+        cfg.intermediate_size,
+    )?;
+    let inter = cx.activation(&inter, cfg.hidden_act);
+    let out = cx.linear(
+        &inter,
+        &format!("{p}.output.dense"),
+        cfg.intermediate_size,
+        h,
+    )?;
+    let res = cx.g.op("Add", &[&out, &x], vec![]);
+    cx.layer_norm(
+        &res,
+        &format!("{p}.output.LayerNorm"),
+        h,
+        cfg.layer_norm_eps,
+    )
+}
+
+/// One encoder layer with ONNX Runtime's fused ops. The weights are taken in
+/// the same order as the standard-op layer, so both graphs list the same
+/// parameters in the same order.
+fn fused_layer(
+    cx: &mut Ctx<'_>,
+    cfg: &BertConfig,
+    x: &str,
+    mask_i32: &str,
+    p: &str,
+) -> Result<String> {
+    let h = cfg.hidden_size;
+    let eps = cfg.layer_norm_eps;
+    let (q, bq) = cx.matmul_bias(x, &format!("{p}.attention.self.query"), h, h)?;
+    let (k, bk) = cx.matmul_bias(x, &format!("{p}.attention.self.key"), h, h)?;
+    let (v, bv) = cx.matmul_bias(x, &format!("{p}.attention.self.value"), h, h)?;
+    let qkv_bias =
+        cx.g.op("Concat", &[&bq, &bk, &bv], vec![("axis", Attr::Int(0))]);
+    // MultiHeadAttention adds the biases, splits heads, scales by
+    // 1/√head_dim and masks padded keys with the same bias as the standard graph.
+    let ctx = cx.g.op_ms(
+        "MultiHeadAttention",
+        &[&q, &k, &v, &qkv_bias, mask_i32],
+        vec![
+            ("num_heads", Attr::Int(cfg.num_attention_heads as i64)),
+            ("mask_filter_value", Attr::Float(MASK_BIAS)),
+        ],
+    );
+    let (attn, b) = cx.matmul_bias(&ctx, &format!("{p}.attention.output.dense"), h, h)?;
+    let x = cx.skip_layer_norm(
+        &attn,
+        x,
+        &b,
+        &format!("{p}.attention.output.LayerNorm"),
+        h,
+        eps,
+    )?;
+    let (inter, b) = cx.matmul_bias(
+        &x,
+        &format!("{p}.intermediate.dense"),
+        h,
+        cfg.intermediate_size,
+    )?;
+    let inter = match cfg.hidden_act {
+        Activation::Gelu => cx.g.op_ms("BiasGelu", &[&inter, &b], vec![]),
+        Activation::GeluTanh => cx.g.op_ms("FastGelu", &[&inter, &b], vec![]),
+        Activation::Relu => {
+            let y = cx.g.op("Add", &[&inter, &b], vec![]);
+            cx.g.op("Relu", &[&y], vec![])
+        }
+    };
+    let (out, b) = cx.matmul_bias(
+        &inter,
+        &format!("{p}.output.dense"),
+        cfg.intermediate_size,
+        h,
+    )?;
+    cx.skip_layer_norm(&out, &x, &b, &format!("{p}.output.LayerNorm"), h, eps)
 }
 
 fn dims(w: &Weight) -> Vec<i64> {
@@ -212,84 +400,37 @@ pub fn build_reward_model_graph(
     }
     x = cx.layer_norm(&x, "embeddings.LayerNorm", h, cfg.layer_norm_eps)?;
 
-    // Attention bias from the padding mask: [batch, 1, 1, sequence].
-    cx.g.set_scope("mask");
     let mask_f =
         cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(FLOAT as i64))]);
-    let axes12 = cx.g.const_i64("axes12", &[2], &[1, 2]);
-    let mask4 = cx.g.op("Unsqueeze", &[&mask_f, &axes12], vec![]);
-    let one = cx.g.const_f32("one", 1.0);
-    let big = cx.g.const_f32("bias", -MASK_BIAS);
-    let inv = cx.g.op("Sub", &[&mask4, &one], vec![]);
-    let attn_bias = cx.g.op("Mul", &[&inv, &big], vec![]);
-
-    let heads_shape = cx.g.const_i64("heads_shape", &[4], &[0, 0, nh, hd]);
-    let merge_shape = cx.g.const_i64("merge_shape", &[3], &[0, 0, h as i64]);
-    let scale = cx.g.const_f32("scale", 1.0 / (hd as f32).sqrt());
+    // The fused attention takes the padding mask itself, as int32
+    // [batch, sequence]; the standard graph adds a bias of MASK_BIAS at padded
+    // keys, [batch, 1, 1, sequence].
+    let attn_mask = if opts.fused {
+        cx.g.set_scope("mask");
+        cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(INT32 as i64))])
+    } else {
+        cx.g.set_scope("mask");
+        let axes12 = cx.g.const_i64("axes12", &[2], &[1, 2]);
+        let mask4 = cx.g.op("Unsqueeze", &[&mask_f, &axes12], vec![]);
+        let one = cx.g.const_f32("one", 1.0);
+        let big = cx.g.const_f32("bias", -MASK_BIAS);
+        let inv = cx.g.op("Sub", &[&mask4, &one], vec![]);
+        cx.g.op("Mul", &[&inv, &big], vec![])
+    };
+    let shapes = AttentionShapes {
+        heads: cx.g.const_i64("heads_shape", &[4], &[0, 0, nh, hd]),
+        merge: cx.g.const_i64("merge_shape", &[3], &[0, 0, h as i64]),
+        scale: cx.g.const_f32("scale", 1.0 / (hd as f32).sqrt()),
+    };
 
     for l in 0..cfg.num_hidden_layers {
         cx.g.set_scope(&format!("layer{l}"));
         let p = format!("encoder.layer.{l}");
-        let q = cx.linear(&x, &format!("{p}.attention.self.query"), h, h)?;
-        let k = cx.linear(&x, &format!("{p}.attention.self.key"), h, h)?;
-        let v = cx.linear(&x, &format!("{p}.attention.self.value"), h, h)?;
-        let q = cx.g.op("Reshape", &[&q, &heads_shape], vec![]);
-        let q = cx.g.op(
-            "Transpose",
-            &[&q],
-            vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))],
-        );
-        let k = cx.g.op("Reshape", &[&k, &heads_shape], vec![]);
-        let k = cx.g.op(
-            "Transpose",
-            &[&k],
-            vec![("perm", Attr::Ints(vec![0, 2, 3, 1]))],
-        );
-        let v = cx.g.op("Reshape", &[&v, &heads_shape], vec![]);
-        let v = cx.g.op(
-            "Transpose",
-            &[&v],
-            vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))],
-        );
-        let s = cx.g.op("MatMul", &[&q, &k], vec![]);
-        let s = cx.g.op("Mul", &[&s, &scale], vec![]);
-        let s = cx.g.op("Add", &[&s, &attn_bias], vec![]);
-        let pr = cx.g.op("Softmax", &[&s], vec![("axis", Attr::Int(-1))]);
-        let ctx = cx.g.op("MatMul", &[&pr, &v], vec![]);
-        let ctx = cx.g.op(
-            "Transpose",
-            &[&ctx],
-            vec![("perm", Attr::Ints(vec![0, 2, 1, 3]))],
-        );
-        let ctx = cx.g.op("Reshape", &[&ctx, &merge_shape], vec![]);
-        let attn = cx.linear(&ctx, &format!("{p}.attention.output.dense"), h, h)?;
-        let res = cx.g.op("Add", &[&attn, &x], vec![]);
-        x = cx.layer_norm(
-            &res,
-            &format!("{p}.attention.output.LayerNorm"),
-            h,
-            cfg.layer_norm_eps,
-        )?;
-        let inter = cx.linear(
-            &x,
-            &format!("{p}.intermediate.dense"),
-            h,
-            cfg.intermediate_size,
-        )?;
-        let inter = cx.activation(&inter, cfg.hidden_act);
-        let out = cx.linear(
-            &inter,
-            &format!("{p}.output.dense"),
-            cfg.intermediate_size,
-            h,
-        )?;
-        let res = cx.g.op("Add", &[&out, &x], vec![]);
-        x = cx.layer_norm(
-            &res,
-            &format!("{p}.output.LayerNorm"),
-            h,
-            cfg.layer_norm_eps,
-        )?;
+        x = if opts.fused {
+            fused_layer(&mut cx, cfg, &x, &attn_mask, &p)?
+        } else {
+            standard_layer(&mut cx, cfg, &x, &attn_mask, &shapes, &p)?
+        };
     }
 
     cx.g.set_scope("pool");

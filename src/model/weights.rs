@@ -6,6 +6,11 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
+use crate::onnx::io::tensor_to_f32;
+use crate::onnx::proto::data_type;
+use crate::onnx::ModelProto;
+
+use super::head::{RewardHead, HEAD_BIAS, HEAD_WEIGHT};
 
 /// One weight tensor, converted to `f32`.
 #[derive(Debug, Clone, PartialEq)]
@@ -246,6 +251,54 @@ impl Weights {
             path: path.to_path_buf(),
             tensors,
         }
+    }
+
+    /// The float32 weights of a model rewardkit wrote, by initializer name
+    /// (scalars and the graph's integer constants are left out), and its
+    /// reward head. `path` names the model in errors. Half-precision weights
+    /// are refused: training and re-export start from float32.
+    pub fn from_model(model: &ModelProto, path: &Path) -> Result<(Self, RewardHead)> {
+        let mut tensors = HashMap::new();
+        for t in model.graph.iter().flat_map(|g| g.initializer.iter()) {
+            if matches!(t.data_type, Some(data_type::FLOAT16 | data_type::BFLOAT16)) {
+                return Err(Error::bundle(
+                    path,
+                    format!(
+                        "weight {} is half precision (float16/bfloat16): training and \
+                         re-export start from fp32 weights (import the checkpoint again \
+                         without --dtype)",
+                        t.name()
+                    ),
+                ));
+            }
+            if t.data_type == Some(data_type::FLOAT) && !t.dims.is_empty() {
+                tensors.insert(
+                    t.name().to_string(),
+                    Weight {
+                        shape: t.dims.iter().map(|&d| d as usize).collect(),
+                        data: tensor_to_f32(t)?,
+                    },
+                );
+            }
+        }
+        let missing = |name: &str| Error::bundle(path, format!("the model has no {name}"));
+        let hw = tensors
+            .remove(HEAD_WEIGHT)
+            .ok_or_else(|| missing(HEAD_WEIGHT))?;
+        let hb = tensors
+            .remove(HEAD_BIAS)
+            .ok_or_else(|| missing(HEAD_BIAS))?;
+        let hidden = match hw.shape.as_slice() {
+            [_, h] => *h,
+            other => {
+                return Err(Error::bundle(
+                    path,
+                    format!("{HEAD_WEIGHT} has shape {other:?}, expected [outputs, hidden]"),
+                ))
+            }
+        };
+        let head = RewardHead::from_parts(hw.data, hb.data, hidden)?;
+        Ok((Weights::from_map(path, tensors), head))
     }
 
     /// The file the weights came from.

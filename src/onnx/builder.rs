@@ -11,6 +11,9 @@ use super::proto::{
 
 /// ONNX IR version written by rewardkit (ONNX 1.14+; loads in any ORT >= 1.15).
 pub const IR_VERSION: i64 = 9;
+/// ONNX Runtime's contrib-op domain (fused attention, skip-layer-norm, ...).
+pub const MS_DOMAIN: &str = "com.microsoft";
+
 /// Default-domain opset written by rewardkit (LayerNormalization needs 17).
 pub const OPSET: i64 = 17;
 
@@ -334,6 +337,16 @@ impl GraphBuilder {
         out
     }
 
+    /// Add a node of ONNX Runtime's `com.microsoft` contrib domain with one
+    /// output. [`model`] declares the domain's opset when a graph uses it.
+    pub fn op_ms(&mut self, op_type: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
+        let out = self.op(op_type, inputs, attrs);
+        if let Some(n) = self.nodes.last_mut() {
+            n.domain = Some(MS_DOMAIN.to_string());
+        }
+        out
+    }
+
     /// Add a node writing exactly the given output names.
     pub fn node(
         &mut self,
@@ -378,14 +391,22 @@ impl GraphBuilder {
     }
 }
 
-/// Wrap a graph in a model with rewardkit's IR version and opset.
+/// Wrap a graph in a model with rewardkit's IR version and opset, plus the
+/// `com.microsoft` opset when a node of the graph uses it.
 pub fn model(graph: GraphProto, doc: &str) -> ModelProto {
+    let mut opset_import = vec![OperatorSetIdProto {
+        domain: Some(String::new()),
+        version: Some(OPSET),
+    }];
+    if graph.node.iter().any(|n| n.domain() == MS_DOMAIN) {
+        opset_import.push(OperatorSetIdProto {
+            domain: Some(MS_DOMAIN.to_string()),
+            version: Some(1),
+        });
+    }
     ModelProto {
         ir_version: Some(IR_VERSION),
-        opset_import: vec![OperatorSetIdProto {
-            domain: Some(String::new()),
-            version: Some(OPSET),
-        }],
+        opset_import,
         producer_name: Some("rewardkit".to_string()),
         producer_version: Some(env!("CARGO_PKG_VERSION").to_string()),
         domain: None,

@@ -47,6 +47,12 @@ pub struct ModelSection {
     /// Seed of the fresh head (when starting from a backbone).
     #[serde(default)]
     pub head_seed: u64,
+    /// Write the bundle's model.onnx with standard ONNX ops only, instead of
+    /// ONNX Runtime's fused attention and layer-norm ops (BERT-family
+    /// backbones; training itself always runs standard ops). Left out of the
+    /// recipe text when false, so checkpoints made before it existed resume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub portable: bool,
 }
 
 impl Default for ModelSection {
@@ -58,6 +64,7 @@ impl Default for ModelSection {
             pooling: Pooling::Mean,
             max_length: default_max_length(),
             head_seed: 0,
+            portable: false,
         }
     }
 }

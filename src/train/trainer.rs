@@ -18,10 +18,9 @@ use crate::bundle::{
 use crate::error::{Error, Result};
 use crate::loss::{PairwiseLoss, PAIR_MARGIN, PAIR_WEIGHT, TARGETS, TARGET_MASK};
 use crate::model::bert::{ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS};
-use crate::model::head::{HEAD_BIAS, HEAD_WEIGHT};
 use crate::model::init::SeededRng;
 use crate::model::{Backbone, Pooling, RewardHead, Weights};
-use crate::onnx::io::{tensor_to_f32, write_model};
+use crate::onnx::io::write_model;
 use crate::onnx::ModelProto;
 use crate::optim::{OptimizerKind, Schedule, GRAD_SCALE, INV_SQRT_BC2, LR, STEP_SIZE};
 use crate::runtime::{RunnerOptions, TensorInput, TrainingEngine, TrainingSpec};
@@ -251,49 +250,26 @@ fn load_init(init: &Init, recipe: &Recipe) -> Result<Start> {
             }
             let mut model = crate::onnx::io::read_model(&bundle.model_path())?;
             crate::onnx::io::load_external_data(&mut model, bundle.dir(), "model.onnx")?;
-            let mut tensors = std::collections::HashMap::new();
-            for t in model.graph.map(|g| g.initializer).unwrap_or_default() {
-                if matches!(
-                    t.data_type,
-                    Some(
-                        crate::onnx::proto::data_type::FLOAT16
-                            | crate::onnx::proto::data_type::BFLOAT16
-                    )
-                ) {
-                    return Err(Error::bundle(
-                        dir,
-                        format!(
-                            "weight {} is half precision (float16/bfloat16): training starts \
-                             from fp32 weights (import the checkpoint again without --dtype)",
-                            t.name()
-                        ),
-                    ));
-                }
-                if t.data_type == Some(crate::onnx::proto::data_type::FLOAT) && !t.dims.is_empty() {
-                    let values = tensor_to_f32(&t)?;
-                    tensors.insert(
-                        t.name().to_string(),
-                        crate::model::Weight {
-                            shape: t.dims.iter().map(|&d| d as usize).collect(),
-                            data: values,
-                        },
-                    );
-                }
+            // Fused and portable bundles hold the same initializers, so either
+            // gives the training graph its weights.
+            let (weights, head) = Weights::from_model(&model, &bundle.model_path())?;
+            drop(model);
+            if head.hidden() != backbone.hidden_size() {
+                return Err(Error::bundle(
+                    dir,
+                    format!(
+                        "the reward head takes {} hidden values, the backbone has {}",
+                        head.hidden(),
+                        backbone.hidden_size()
+                    ),
+                ));
             }
-            let hw = tensors
-                .remove(HEAD_WEIGHT)
-                .ok_or_else(|| Error::bundle(dir, format!("model.onnx has no {HEAD_WEIGHT}")))?;
-            let hb = tensors
-                .remove(HEAD_BIAS)
-                .ok_or_else(|| Error::bundle(dir, format!("model.onnx has no {HEAD_BIAS}")))?;
-            let head = RewardHead::from_parts(hw.data, hb.data, backbone.hidden_size())?;
             if head.n_outputs() != m.outputs.len() {
                 return Err(Error::bundle(
                     dir,
                     "head size and manifest outputs disagree",
                 ));
             }
-            let weights = Weights::from_map(&bundle.model_path(), tensors);
             let tok = std::fs::read(bundle.tokenizer_path())
                 .map_err(|e| Error::io(bundle.tokenizer_path(), e))?;
             let reward = recipe
@@ -1035,8 +1011,26 @@ impl Trainer {
         Ok(())
     }
 
-    /// The inference graph with the current weights.
-    pub fn inference_model(&self) -> ModelProto {
+    /// The bundle's graph with the current weights: ONNX Runtime's fused ops
+    /// for BERT-family backbones unless the recipe asks for a portable graph
+    /// (`model.portable`), standard ops otherwise.
+    pub fn inference_model(&self) -> Result<ModelProto> {
+        let model = self.standard_inference_model();
+        if self.recipe.model.portable || self.backbone.is_decoder() {
+            return Ok(model);
+        }
+        self.backbone.rebuild(
+            &model,
+            Path::new("the trained model"),
+            self.pooling,
+            Some(self.tokenizer.max_length()),
+            true,
+        )
+    }
+
+    /// The standard-op inference graph the training graphs were derived
+    /// from, with the current weights.
+    pub fn standard_inference_model(&self) -> ModelProto {
         let mut model = self.graphs_inference.clone();
         let params: std::collections::HashMap<String, Vec<f32>> =
             self.engine.read_params().into_iter().collect();
@@ -1099,7 +1093,7 @@ impl Trainer {
         crate::bundle::write_bundle_files(
             out,
             &manifest,
-            &self.inference_model(),
+            &self.inference_model()?,
             &self.tokenizer_json,
         )
     }

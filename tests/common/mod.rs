@@ -55,3 +55,19 @@ pub fn pairs() -> Vec<(String, String)> {
         ),
     ]
 }
+
+/// Op types of `model.onnx` in a bundle that belong to ONNX Runtime's
+/// `com.microsoft` contrib domain, sorted and deduplicated.
+pub fn contrib_ops(bundle: &Path) -> Vec<String> {
+    let model = rewardkit::onnx::io::read_model(&bundle.join("model.onnx")).expect("read model");
+    let mut ops: Vec<String> = model
+        .graph
+        .iter()
+        .flat_map(|g| g.node.iter())
+        .filter(|n| n.domain() == "com.microsoft")
+        .map(|n| n.op_type().to_string())
+        .collect();
+    ops.sort();
+    ops.dedup();
+    ops
+}
