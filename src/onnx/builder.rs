@@ -370,6 +370,23 @@ impl GraphBuilder {
         });
     }
 
+    /// Add a node with one output of the exact name `out` and declare that
+    /// output a graph output (no `Identity` copy, unlike [`output`](Self::output)).
+    pub fn op_output(
+        &mut self,
+        op_type: &str,
+        inputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+        out: &str,
+        elem_type: i32,
+        dims: &[Dim],
+    ) -> String {
+        let name = self.claim(out);
+        self.node(op_type, inputs, &[&name], attrs);
+        self.outputs.push(value_info(&name, elem_type, dims));
+        name
+    }
+
     /// Rename value `value` to the exact graph-output name `name` and declare it.
     pub fn output(&mut self, value: &str, name: &str, elem_type: i32, dims: &[Dim]) {
         let name = self.claim(name);

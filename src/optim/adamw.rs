@@ -70,6 +70,22 @@ pub struct Slot {
     pub new_state: Vec<String>,
 }
 
+/// Scalar values of an AdamW graph shared by every parameter.
+struct AdamwScalars {
+    b1: String,
+    b2: String,
+    /// `(1 − β1)·coef`
+    ob1: String,
+    /// `(1 − β2)·coef²`
+    ob2: String,
+    /// `ε·√(1 − β2^t)`
+    eps_hat: String,
+    /// `step_size·√(1 − β2^t)`
+    step_hat: String,
+    /// `1 − lr·wd`, when weight decay is on.
+    keep: Option<String>,
+}
+
 /// Build the update graph for `params`. `clip` is the max global gradient
 /// norm. With `scaled`, the incoming gradients are multiplied by the scalar
 /// input [`GRAD_SCALE`] first (norm and clipping apply to the scaled ones).
@@ -159,61 +175,123 @@ pub fn build_optimizer_graph(
         }
         None => scale.clone(),
     };
+    // Per-step scalars, computed once. The clipping factor is folded into
+    // the moments' coefficients instead of scaling every gradient first, and
+    // AdamW's bias corrections into the epsilon and the step:
+    //   lr·m̂/(√v̂ + ε) = m·s/(√v + ε·√(1−β2^t)),  s = step_size·√(1−β2^t),
+    // which saves two passes over every parameter per step.
+    let scalar = |g: &mut GraphBuilder, op: &str, a: &str, b: &str| g.op(op, &[a, b], vec![]);
+    let adamw = match kind {
+        OptimizerKind::Adamw {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => {
+            let (step_size, inv_sqrt_bc2) = (
+                step_size.as_deref().unwrap_or(""),
+                inv_sqrt_bc2.as_deref().unwrap_or(""),
+            );
+            let b1 = g.const_f32("beta1", beta1);
+            let b2 = g.const_f32("beta2", beta2);
+            let ob1 = g.const_f32("one_minus_beta1", 1.0 - beta1);
+            let ob2 = g.const_f32("one_minus_beta2", 1.0 - beta2);
+            let (ob1, ob2) = match &coef {
+                Some(c) => {
+                    let c2 = scalar(&mut g, "Mul", c, c);
+                    (
+                        scalar(&mut g, "Mul", &ob1, c),
+                        scalar(&mut g, "Mul", &ob2, &c2),
+                    )
+                }
+                None => (ob1, ob2),
+            };
+            let e = g.const_f32("eps", eps);
+            let eps_hat = scalar(&mut g, "Div", &e, inv_sqrt_bc2);
+            let step_hat = scalar(&mut g, "Div", step_size, inv_sqrt_bc2);
+            let keep = if weight_decay != 0.0 {
+                let wd = g.const_f32("weight_decay", weight_decay);
+                let lr_wd = scalar(&mut g, "Mul", &lr, &wd);
+                let one = g.const_f32("one", 1.0);
+                Some(scalar(&mut g, "Sub", &one, &lr_wd))
+            } else {
+                None
+            };
+            Some(AdamwScalars {
+                b1,
+                b2,
+                ob1,
+                ob2,
+                eps_hat,
+                step_hat,
+                keep,
+            })
+        }
+        OptimizerKind::Sgd => None,
+    };
+    let sgd_rate = match (&adamw, &coef) {
+        (None, Some(c)) => Some(scalar(&mut g, "Mul", &lr, c)),
+        (None, None) => Some(lr.clone()),
+        _ => None,
+    };
     for (slot, p) in slots.iter().zip(params) {
         g.set_scope(&p.name);
-        let grad = match &coef {
-            Some(c) => g.op("Mul", &[&slot.grad, c], vec![]),
-            None => slot.grad.clone(),
-        };
         let dims: Vec<Dim> = p.dims.iter().map(|&d| Dim::Fixed(d)).collect();
-        match kind {
-            OptimizerKind::Sgd => {
-                let step = g.op("Mul", &[&grad, &lr], vec![]);
-                let new = g.op("Sub", &[&slot.param, &step], vec![]);
-                g.output(&new, &slot.new_param, FLOAT, &dims);
-            }
-            OptimizerKind::Adamw {
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-            } => {
-                let (step_size, inv_sqrt_bc2) = (
-                    step_size.as_deref().unwrap_or(""),
-                    inv_sqrt_bc2.as_deref().unwrap_or(""),
-                );
-                let b1 = g.const_f32("beta1", beta1);
-                let ob1 = g.const_f32("one_minus_beta1", 1.0 - beta1);
-                let b2 = g.const_f32("beta2", beta2);
-                let ob2 = g.const_f32("one_minus_beta2", 1.0 - beta2);
-                let m_old = g.op("Mul", &[&slot.state[0], &b1], vec![]);
-                let m_new = g.op("Mul", &[&grad, &ob1], vec![]);
-                let m = g.op("Add", &[&m_old, &m_new], vec![]);
-                let g2 = g.op("Mul", &[&grad, &grad], vec![]);
-                let v_old = g.op("Mul", &[&slot.state[1], &b2], vec![]);
-                let v_new = g.op("Mul", &[&g2, &ob2], vec![]);
-                let v = g.op("Add", &[&v_old, &v_new], vec![]);
-                let decayed = if p.decay && weight_decay != 0.0 {
-                    let wd = g.const_f32("weight_decay", weight_decay);
-                    let lr_wd = g.op("Mul", &[&lr, &wd], vec![]);
-                    let one = g.const_f32("one", 1.0);
-                    let keep = g.op("Sub", &[&one, &lr_wd], vec![]);
-                    g.op("Mul", &[&slot.param, &keep], vec![])
-                } else {
-                    slot.param.clone()
-                };
-                let sv = g.op("Sqrt", &[&v], vec![]);
-                let sv = g.op("Mul", &[&sv, inv_sqrt_bc2], vec![]);
-                let e = g.const_f32("eps", eps);
-                let denom = g.op("Add", &[&sv, &e], vec![]);
-                let ratio = g.op("Div", &[&m, &denom], vec![]);
-                let step = g.op("Mul", &[&ratio, step_size], vec![]);
-                let new = g.op("Sub", &[&decayed, &step], vec![]);
-                g.output(&new, &slot.new_param, FLOAT, &dims);
-                g.output(&m, &slot.new_state[0], FLOAT, &dims);
-                g.output(&v, &slot.new_state[1], FLOAT, &dims);
-            }
-        }
+        let Some(a) = &adamw else {
+            // SGD: p − (lr·coef)·g.
+            let rate = sgd_rate.as_deref().unwrap_or("");
+            let step = g.op("Mul", &[&slot.grad, rate], vec![]);
+            g.op_output(
+                "Sub",
+                &[&slot.param, &step],
+                vec![],
+                &slot.new_param,
+                FLOAT,
+                &dims,
+            );
+            continue;
+        };
+        let grad = slot.grad.as_str();
+        // m ← β1·m + (1−β1)·coef·g
+        let m_old = g.op("Mul", &[&slot.state[0], &a.b1], vec![]);
+        let m_new = g.op("Mul", &[grad, &a.ob1], vec![]);
+        let m = g.op_output(
+            "Add",
+            &[&m_old, &m_new],
+            vec![],
+            &slot.new_state[0],
+            FLOAT,
+            &dims,
+        );
+        // v ← β2·v + (1−β2)·coef²·g²
+        let g2 = g.op("Mul", &[grad, grad], vec![]);
+        let v_old = g.op("Mul", &[&slot.state[1], &a.b2], vec![]);
+        let v_new = g.op("Mul", &[&g2, &a.ob2], vec![]);
+        let v = g.op_output(
+            "Add",
+            &[&v_old, &v_new],
+            vec![],
+            &slot.new_state[1],
+            FLOAT,
+            &dims,
+        );
+        // p ← p·(1 − lr·wd) − s·m/(√v + ε̂)
+        let sv = g.op("Sqrt", &[&v], vec![]);
+        let denom = g.op("Add", &[&sv, &a.eps_hat], vec![]);
+        let ratio = g.op("Div", &[&m, &denom], vec![]);
+        let step = g.op("Mul", &[&ratio, &a.step_hat], vec![]);
+        let decayed = match (&a.keep, p.decay) {
+            (Some(keep), true) => g.op("Mul", &[&slot.param, keep], vec![]),
+            _ => slot.param.clone(),
+        };
+        g.op_output(
+            "Sub",
+            &[&decayed, &step],
+            vec![],
+            &slot.new_param,
+            FLOAT,
+            &dims,
+        );
     }
     g.set_scope("");
     Ok(OptimizerGraph {

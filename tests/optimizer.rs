@@ -1,0 +1,241 @@
+//! The optimizer graphs against their closed forms, computed here in f64:
+//! AdamW as PyTorch defines it (decoupled decay, bias correction, eps outside
+//! the square root) and SGD, with global-norm clipping and gradient scaling.
+
+use ndarray::{ArrayD, IxDyn};
+use rewardkit::onnx::io::{write_model, DEFAULT_EXTERNAL_THRESHOLD};
+use rewardkit::optim::{
+    build_optimizer_graph, OptimizerKind, ParamSpec, GRAD_NORM, GRAD_SCALE, INV_SQRT_BC2, LR,
+    STEP_SIZE,
+};
+use rewardkit::runtime::{ModelRunner, RunnerOptions, TensorInput};
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.98;
+const EPS: f64 = 1e-6;
+const WD: f64 = 0.1;
+
+struct Param {
+    name: &'static str,
+    dims: Vec<usize>,
+    decay: bool,
+}
+
+fn params() -> Vec<Param> {
+    vec![
+        Param {
+            name: "w",
+            dims: vec![3, 4],
+            decay: true,
+        },
+        Param {
+            name: "b",
+            dims: vec![4],
+            decay: false,
+        },
+    ]
+}
+
+/// Deterministic values in [-scale, scale].
+fn values(n: usize, seed: u64, scale: f64) -> Vec<f64> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+fn arr(dims: &[usize], v: &[f64]) -> ArrayD<f32> {
+    ArrayD::from_shape_vec(IxDyn(dims), v.iter().map(|&x| x as f32).collect()).expect("shape")
+}
+
+/// Run `steps` optimizer steps through the graph and in f64; compare.
+fn check(kind: OptimizerKind, clip: Option<f32>, grad_scale: Option<f64>) {
+    let ps = params();
+    let specs: Vec<ParamSpec> = ps
+        .iter()
+        .map(|p| ParamSpec {
+            name: p.name.into(),
+            dims: p.dims.iter().map(|&d| d as i64).collect(),
+            decay: p.decay,
+        })
+        .collect();
+    let graph = build_optimizer_graph(&specs, kind, clip, grad_scale.is_some()).expect("graph");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("optimizer.onnx");
+    write_model(&path, &graph.model, DEFAULT_EXTERNAL_THRESHOLD).expect("write");
+    let runner = ModelRunner::open(&path, RunnerOptions::default()).expect("open");
+    let adam = matches!(kind, OptimizerKind::Adamw { .. });
+
+    let sizes: Vec<usize> = ps.iter().map(|p| p.dims.iter().product()).collect();
+    let mut p64: Vec<Vec<f64>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| values(n, i as u64, 1.0))
+        .collect();
+    let mut m64: Vec<Vec<f64>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
+    let mut v64 = m64.clone();
+    let (mut p32, mut m32, mut v32) = (p64.clone(), m64.clone(), v64.clone());
+    let lr = 0.05;
+    for t in 1..=5 {
+        // Large gradients on odd steps, so clipping engages on some steps only.
+        let g: Vec<Vec<f64>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                values(
+                    n,
+                    100 + 10 * t as u64 + i as u64,
+                    if t % 2 == 1 { 3.0 } else { 0.05 },
+                )
+            })
+            .collect();
+        let bc1 = 1.0 - BETA1.powi(t);
+        let bc2 = 1.0 - BETA2.powi(t);
+
+        // Closed form.
+        let scale = grad_scale.unwrap_or(1.0);
+        let norm = g
+            .iter()
+            .flatten()
+            .map(|x| (x * scale).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let coef = scale
+            * match clip {
+                Some(c) => (c as f64 / (norm + 1e-6)).min(1.0),
+                None => 1.0,
+            };
+        for (i, p) in ps.iter().enumerate() {
+            for j in 0..sizes[i] {
+                let gj = g[i][j] * coef;
+                if adam {
+                    if p.decay {
+                        p64[i][j] *= 1.0 - lr * WD;
+                    }
+                    m64[i][j] = BETA1 * m64[i][j] + (1.0 - BETA1) * gj;
+                    v64[i][j] = BETA2 * v64[i][j] + (1.0 - BETA2) * gj * gj;
+                    let denom = (v64[i][j] / bc2).sqrt() + EPS;
+                    p64[i][j] -= lr / bc1 * m64[i][j] / denom;
+                } else {
+                    p64[i][j] -= lr * gj;
+                }
+            }
+        }
+
+        // The graph.
+        let (lr_s, step_s, inv_s) = (
+            ndarray::arr0(lr as f32).into_dyn(),
+            ndarray::arr0((lr / bc1) as f32).into_dyn(),
+            ndarray::arr0((1.0 / bc2.sqrt()) as f32).into_dyn(),
+        );
+        let names: Vec<(String, String, String, String)> = ps
+            .iter()
+            .map(|p| {
+                (
+                    format!("param/{}", p.name),
+                    format!("grad/{}", p.name),
+                    format!("exp_avg/{}", p.name),
+                    format!("exp_avg_sq/{}", p.name),
+                )
+            })
+            .collect();
+        let mut inputs = vec![TensorInput::new(LR, lr_s)];
+        if adam {
+            inputs.push(TensorInput::new(STEP_SIZE, step_s));
+            inputs.push(TensorInput::new(INV_SQRT_BC2, inv_s));
+        }
+        if let Some(s) = grad_scale {
+            inputs.push(TensorInput::new(
+                GRAD_SCALE,
+                ndarray::arr0(s as f32).into_dyn(),
+            ));
+        }
+        for (i, p) in ps.iter().enumerate() {
+            inputs.push(TensorInput::new(&names[i].0, arr(&p.dims, &p32[i])));
+            inputs.push(TensorInput::new(&names[i].1, arr(&p.dims, &g[i])));
+            if adam {
+                inputs.push(TensorInput::new(&names[i].2, arr(&p.dims, &m32[i])));
+                inputs.push(TensorInput::new(&names[i].3, arr(&p.dims, &v32[i])));
+            }
+        }
+        let mut fetch: Vec<String> = vec![GRAD_NORM.into()];
+        for p in &ps {
+            fetch.push(format!("new_param/{}", p.name));
+            if adam {
+                fetch.push(format!("new_exp_avg/{}", p.name));
+                fetch.push(format!("new_exp_avg_sq/{}", p.name));
+            }
+        }
+        let fetch_refs: Vec<&str> = fetch.iter().map(String::as_str).collect();
+        let out = runner.run(inputs, &fetch_refs).expect("run");
+        let got_norm = out[0].iter().next().copied().expect("norm") as f64;
+        assert!(
+            (got_norm - norm).abs() <= 1e-5 * norm,
+            "step {t}: gradient norm {got_norm} vs {norm}"
+        );
+        let per = if adam { 3 } else { 1 };
+        for i in 0..ps.len() {
+            p32[i] = out[1 + per * i].iter().map(|&x| x as f64).collect();
+            if adam {
+                m32[i] = out[2 + per * i].iter().map(|&x| x as f64).collect();
+                v32[i] = out[3 + per * i].iter().map(|&x| x as f64).collect();
+            }
+            for (what, got, want) in [
+                ("param", &p32[i], &p64[i]),
+                ("exp_avg", &m32[i], &m64[i]),
+                ("exp_avg_sq", &v32[i], &v64[i]),
+            ] {
+                if !adam && what != "param" {
+                    continue;
+                }
+                // Relative to the tensor's largest value: updates nearly
+                // cancel some entries, so a per-entry bound would measure f32
+                // rounding of the terms rather than the rule. Moments get a
+                // looser bound: 1 − β2 in f32 (0.0199999809) is 1e-6 off.
+                let tol = if what == "param" { 1e-6 } else { 3e-6 };
+                let scale = want.iter().fold(0.0f64, |a, b| a.max(b.abs()));
+                for (j, (a, b)) in got.iter().zip(want).enumerate() {
+                    assert!(
+                        (a - b).abs() <= tol * scale,
+                        "{kind:?} clip {clip:?} scale {grad_scale:?}, step {t}, {} {what}[{j}]: graph {a} vs closed form {b}",
+                        ps[i].name
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn adamw() -> OptimizerKind {
+    OptimizerKind::Adamw {
+        beta1: BETA1 as f32,
+        beta2: BETA2 as f32,
+        eps: EPS as f32,
+        weight_decay: WD as f32,
+    }
+}
+
+#[test]
+fn adamw_matches_its_closed_form() {
+    check(adamw(), None, None);
+}
+
+#[test]
+fn adamw_with_clipping_and_scaled_gradients_matches_its_closed_form() {
+    check(adamw(), Some(1.0), None);
+    check(adamw(), Some(1.0), Some(0.5));
+    check(adamw(), None, Some(0.25));
+}
+
+#[test]
+fn sgd_matches_its_closed_form() {
+    check(OptimizerKind::Sgd, None, None);
+    check(OptimizerKind::Sgd, Some(0.5), Some(0.5));
+}
