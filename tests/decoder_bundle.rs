@@ -4,6 +4,8 @@
 //! truncation that keeps the end of the turn, and training with the BT and
 //! Scaled BT recipes.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, Axis};
@@ -25,50 +27,23 @@ const SPECIALS: &[&str] = &[
     "<|end|>",
 ];
 
-const WORDS: &str = "explain water fire the sun moon a cat dog river city tree bird please \
-    question sure is good here helpful and correct answer about no bad i will not help wrong \
-    . , ? ! what why how do you it of to in be are this that yes thanks 0 1 2 3 4 5 6 7 8 9 \
-    hello there user assistant system";
-
-/// A word-level tokenizer over [`SPECIALS`] and [`WORDS`] (ids below the
+/// A word-level tokenizer over [`SPECIALS`] and the test words (ids below the
 /// fixtures' vocabulary of 100), lower-casing, splitting on whitespace and
 /// punctuation, and adding `<s>` in front of single sequences.
 fn tokenizer_json() -> String {
-    let mut vocab = serde_json::Map::new();
-    for (i, t) in SPECIALS.iter().enumerate() {
-        vocab.insert(t.to_string(), i.into());
-    }
-    for w in WORDS.split_whitespace() {
-        let n = vocab.len();
-        vocab.entry(w.to_string()).or_insert(n.into());
-    }
-    assert!(vocab.len() <= 100, "{} tokens", vocab.len());
-    let added: Vec<serde_json::Value> = SPECIALS
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            serde_json::json!({"id": i, "content": t, "single_word": false, "lstrip": false,
-                "rstrip": false, "normalized": false, "special": true})
-        })
-        .collect();
-    serde_json::json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": added,
-        "normalizer": {"type": "Lowercase"},
-        "pre_tokenizer": {"type": "Whitespace"},
-        "post_processor": {
+    common::word_tokenizer_json(
+        SPECIALS,
+        "<unk>",
+        serde_json::json!({"type": "Whitespace"}),
+        serde_json::json!({
             "type": "TemplateProcessing",
             "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
             "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
                      {"Sequence": {"id": "B", "type_id": 1}}],
             "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}
-        },
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "<unk>"}
-    })
-    .to_string()
+        }),
+        100,
+    )
 }
 
 const TEMPLATE: &str = "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|> {{ m['content'] | trim }} <|end|>\n{% endfor %}{% if add_generation_prompt %}<|assistant|> {% endif %}";

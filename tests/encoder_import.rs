@@ -4,6 +4,8 @@
 //! logits, scoring through the bundle, a fresh head, and a checkpoint
 //! without a head.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, Axis};
@@ -17,40 +19,15 @@ use rewardkit::{Scorer, ScorerOptions};
 /// `[SEP]` 3).
 const SPECIALS: &[&str] = &["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
-const WORDS: &str = "explain water fire the sun moon a cat dog river city tree bird please \
-    question sure is good here helpful and correct answer about no bad i will not help wrong \
-    . , ? ! what why how do you it of to in be are this that yes thanks 0 1 2 3 4 5 6 7 8 9 \
-    hello there user assistant system";
-
-/// A word-level tokenizer over [`SPECIALS`] and [`WORDS`] (ids below the
+/// A word-level tokenizer over [`SPECIALS`] and the test words (ids below the
 /// fixture's vocabulary of 100), lower-casing, splitting BERT's way, and
 /// encoding pairs as `[CLS] a [SEP] b [SEP]` with token types 0 then 1.
 fn tokenizer_json() -> String {
-    let mut vocab = serde_json::Map::new();
-    for (i, t) in SPECIALS.iter().enumerate() {
-        vocab.insert(t.to_string(), i.into());
-    }
-    for w in WORDS.split_whitespace() {
-        let n = vocab.len();
-        vocab.entry(w.to_string()).or_insert(n.into());
-    }
-    assert!(vocab.len() < 100, "{} tokens", vocab.len());
-    let added: Vec<serde_json::Value> = SPECIALS
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            serde_json::json!({"id": i, "content": t, "single_word": false, "lstrip": false,
-                "rstrip": false, "normalized": false, "special": true})
-        })
-        .collect();
-    serde_json::json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": added,
-        "normalizer": {"type": "Lowercase"},
-        "pre_tokenizer": {"type": "BertPreTokenizer"},
-        "post_processor": {
+    common::word_tokenizer_json(
+        SPECIALS,
+        "[UNK]",
+        serde_json::json!({"type": "BertPreTokenizer"}),
+        serde_json::json!({
             "type": "TemplateProcessing",
             "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
                        {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
@@ -61,11 +38,9 @@ fn tokenizer_json() -> String {
                 "[CLS]": {"id": "[CLS]", "ids": [2], "tokens": ["[CLS]"]},
                 "[SEP]": {"id": "[SEP]", "ids": [3], "tokens": ["[SEP]"]}
             }
-        },
-        "decoder": null,
-        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
-    })
-    .to_string()
+        }),
+        99,
+    )
 }
 
 fn root() -> &'static Path {

@@ -270,3 +270,60 @@ fn fused_and_portable_bundles_score_alike() {
         }
     }
 }
+
+#[test]
+fn token_budget_splits_runs_without_changing_scores() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bundle = common::reward_bundle(dir.path());
+    let pairs = common::pairs();
+    let (prompts, responses) = split(&pairs);
+    let unlimited = Scorer::open(&bundle, ScorerOptions::default().with_max_tokens(0))
+        .expect("open")
+        .score_batch(&prompts, &responses)
+        .expect("score");
+    // Budgets below, at and above the longest pair: long pairs run alone or
+    // in small runs, and every score stays where it was.
+    for budget in [1, 16, 64, 256, 100_000] {
+        let scorer =
+            Scorer::open(&bundle, ScorerOptions::default().with_max_tokens(budget)).expect("open");
+        let scores = scorer.score_batch(&prompts, &responses).expect("score");
+        for (i, (a, b)) in scores.iter().zip(&unlimited).enumerate() {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "budget {budget}, pair {i}: {a} vs {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn last_token_pooling_on_an_encoder_is_padding_invariant() {
+    use rewardkit::model::Pooling;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = rewardkit::bundle::InitOptions::default().with_seed(6);
+    let last = common::tiny_bundle(
+        dir.path(),
+        "last",
+        &opts.clone().with_pooling(Pooling::Last),
+    );
+    let mean = common::tiny_bundle(dir.path(), "mean", &opts.with_pooling(Pooling::Mean));
+    let pairs = common::pairs();
+    let (prompts, responses) = split(&pairs);
+    let a = Scorer::open(&last, ScorerOptions::default()).expect("open last");
+    let b = Scorer::open(&mean, ScorerOptions::default()).expect("open mean");
+    let batched = a.score_batch(&prompts, &responses).expect("batch");
+    let means = b.score_batch(&prompts, &responses).expect("mean batch");
+    for (i, (p, r)) in pairs.iter().enumerate() {
+        let alone = a.score(p, r).expect("alone");
+        assert!(
+            (alone - batched[i]).abs() <= 1e-5,
+            "pair {i}: alone {alone} vs batched {}",
+            batched[i]
+        );
+        // The pooled state is a different one from mean pooling's.
+        assert!(
+            (batched[i] - means[i]).abs() > 1e-6,
+            "pair {i}: last equals mean"
+        );
+    }
+}

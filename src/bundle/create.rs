@@ -280,10 +280,7 @@ fn write_bundle_with(
     tokenizer_json: &[u8],
     overwrite: bool,
 ) -> Result<Bundle> {
-    manifest.validate().map_err(|msg| Error::bundle(out, msg))?;
-    let mut manifest = manifest.clone();
-    manifest.format_version = manifest.required_version();
-    let manifest = &manifest;
+    let manifest = &checked_manifest(out, manifest)?;
     if out.exists() {
         let is_bundle = out.join(MANIFEST_FILE).exists();
         let empty_dir = out.is_dir()
@@ -331,6 +328,15 @@ fn write_bundle_with(
     Bundle::open(out)
 }
 
+/// `manifest`, validated, with the lowest format version that holds it (so
+/// older readers open what they can read).
+fn checked_manifest(out: &Path, manifest: &Manifest) -> Result<Manifest> {
+    manifest.validate().map_err(|msg| Error::bundle(out, msg))?;
+    let mut manifest = manifest.clone();
+    manifest.format_version = manifest.required_version();
+    Ok(manifest)
+}
+
 /// Write the bundle files into an existing directory that may hold other
 /// files (a training run's checkpoints and metrics). The manifest is removed
 /// first and written last, so a crash in between leaves no manifest (not a
@@ -341,10 +347,7 @@ pub fn write_bundle_files(
     model: &ModelProto,
     tokenizer_json: &[u8],
 ) -> Result<Bundle> {
-    manifest.validate().map_err(|msg| Error::bundle(out, msg))?;
-    let mut manifest = manifest.clone();
-    manifest.format_version = manifest.required_version();
-    let manifest = &manifest;
+    let manifest = &checked_manifest(out, manifest)?;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let mpath = out.join(MANIFEST_FILE);
     if mpath.exists() {

@@ -160,12 +160,15 @@ fn checkpoint_head(
 /// How the imported model sees text: a chat template when the tokenizer
 /// has one (decoders), the plain format for other decoders, sentence pairs
 /// for encoders.
-fn text_format(backbone: &Backbone, dir: &Path, opts: &ImportOptions) -> Result<TextFormat> {
+/// How the checkpoint in `dir` sees a pair: sentence pairs for encoders; for
+/// decoders, the tokenizer's chat template when it has one (and
+/// `use_chat_template`), else plain `User:`/`Assistant:` text.
+pub fn text_format(backbone: &Backbone, dir: &Path, use_chat_template: bool) -> Result<TextFormat> {
     if !backbone.is_decoder() {
         return Ok(TextFormat::Pair);
     }
     let cfg = dir.join("tokenizer_config.json");
-    if opts.no_chat_template || !cfg.is_file() {
+    if !use_chat_template || !cfg.is_file() {
         return Ok(TextFormat::Plain);
     }
     Ok(match ChatTemplate::from_tokenizer_config(&cfg)? {
@@ -194,7 +197,7 @@ pub fn import_hf(dir: &Path, out: &Path, opts: &ImportOptions) -> Result<Bundle>
         None if backbone.is_decoder() => limit.min(DEFAULT_DECODER_MAX_LENGTH),
         None => limit.min(DEFAULT_ENCODER_MAX_LENGTH),
     };
-    let text = text_format(&backbone, dir, opts)?;
+    let text = text_format(&backbone, dir, !opts.no_chat_template)?;
     let tok_path = dir.join(TOKENIZER_FILE);
     let tokenizer_json = std::fs::read(&tok_path).map_err(|e| Error::io(&tok_path, e))?;
     // Load the tokenizer in its mode now: a broken tokenizer or template

@@ -23,9 +23,12 @@ pub(super) struct ScoreArgs {
     /// Where to write JSON lines (default: standard output).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Pairs per model run.
+    /// Most pairs per model run.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
+    /// Most padded tokens (pairs × longest pair) per model run; 0 = no limit.
+    #[arg(long, default_value_t = crate::engine::DEFAULT_MAX_TOKENS)]
+    max_tokens: usize,
     /// Intra-op threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -114,6 +117,7 @@ pub(super) fn run(args: ScoreArgs) -> Result<()> {
     let mut opts = ScorerOptions::default()
         .with_threads(args.threads)
         .with_max_batch(args.batch_size)
+        .with_max_tokens(args.max_tokens)
         .with_device(parse_device(&args.device)?);
     if let Some(n) = args.max_length {
         opts = opts.with_max_length(n);

@@ -3,4 +3,4 @@
 mod scorer;
 
 pub use crate::runtime::Device;
-pub use scorer::{Scorer, ScorerOptions};
+pub use scorer::{Scorer, ScorerOptions, DEFAULT_MAX_TOKENS};

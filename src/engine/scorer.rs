@@ -8,6 +8,9 @@ use crate::model::bert::SCORES;
 use crate::runtime::{Device, ModelRunner, RunnerOptions, TensorInput};
 use crate::text::{pad_batch, EncodedPair, PairTokenizer};
 
+/// Default token budget per run: 32 pairs of 512 tokens.
+pub const DEFAULT_MAX_TOKENS: usize = 32 * 512;
+
 /// Options for opening a [`Scorer`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -16,6 +19,11 @@ pub struct ScorerOptions {
     pub threads: usize,
     /// Most pairs run through the model at once.
     pub max_batch: usize,
+    /// Most padded tokens (pairs × longest pair) in one run; 0 = no limit
+    /// beyond `max_batch`. Long pairs then go in smaller runs, which bounds
+    /// the activations' memory whatever the bundle's `max_length`. A pair
+    /// longer than the budget still runs, alone.
+    pub max_tokens: usize,
     /// Longest encoded pair; `None` = the bundle's `max_length`. May only lower it.
     pub max_length: Option<usize>,
     pub device: Device,
@@ -32,6 +40,7 @@ impl Default for ScorerOptions {
         ScorerOptions {
             threads: 0,
             max_batch: 32,
+            max_tokens: DEFAULT_MAX_TOKENS,
             max_length: None,
             device: Device::Cpu,
             max_sessions: 1,
@@ -47,6 +56,10 @@ impl ScorerOptions {
     }
     pub fn with_max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch;
+        self
+    }
+    pub fn with_max_tokens(mut self, max_tokens: usize) -> Self {
+        self.max_tokens = max_tokens;
         self
     }
     pub fn with_max_length(mut self, max_length: usize) -> Self {
@@ -78,6 +91,7 @@ pub struct Scorer {
     tokenizer: PairTokenizer,
     runner: ModelRunner,
     max_batch: usize,
+    max_tokens: usize,
     reward_index: usize,
     uses_token_types: bool,
 }
@@ -176,6 +190,7 @@ impl Scorer {
             tokenizer,
             runner,
             max_batch: options.max_batch,
+            max_tokens: options.max_tokens,
             reward_index,
             uses_token_types,
         })
@@ -267,7 +282,11 @@ impl Scorer {
             .collect::<Result<Vec<_>>>()?;
         let mut order: Vec<usize> = (0..encoded.len()).collect();
         order.sort_by_key(|&i| encoded[i].len());
-        for chunk in order.chunks(self.max_batch) {
+        let lengths: Vec<usize> = order.iter().map(|&i| encoded[i].len()).collect();
+        let mut start = 0;
+        for end in run_ends(&lengths, self.max_batch, self.max_tokens) {
+            let chunk = &order[start..end];
+            start = end;
             let pairs: Vec<&EncodedPair> = chunk.iter().map(|&i| &encoded[i]).collect();
             let scores = self.run(&pairs)?;
             for (row, &i) in chunk.iter().enumerate() {
@@ -329,6 +348,27 @@ impl Scorer {
     }
 }
 
+/// Split pairs sorted by ascending length into runs: each run ends where
+/// adding the next pair would exceed `max_batch` pairs or `max_tokens` padded
+/// tokens (pairs × the run's longest, which is its last). Returns each run's
+/// end index. Every run holds at least one pair.
+fn run_ends(sorted_lengths: &[usize], max_batch: usize, max_tokens: usize) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut start = 0;
+    for (i, &len) in sorted_lengths.iter().enumerate() {
+        let count = i - start + 1;
+        let over_tokens = max_tokens > 0 && count * len.max(1) > max_tokens;
+        if count > 1 && (count > max_batch || over_tokens) {
+            ends.push(i);
+            start = i;
+        }
+    }
+    if start < sorted_lengths.len() {
+        ends.push(sorted_lengths.len());
+    }
+    ends
+}
+
 /// The logistic function, stable for large |x|.
 pub(crate) fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 {
@@ -342,6 +382,28 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_respect_the_pair_and_token_limits() {
+        // Count only.
+        assert_eq!(run_ends(&[5; 7], 3, 0), vec![3, 6, 7]);
+        // Token budget 100: short pairs fill up to max_batch, long ones go
+        // in smaller runs, and a pair over the budget runs alone.
+        let lengths = [10, 10, 10, 30, 40, 50, 60, 200, 300];
+        let ends = run_ends(&lengths, 4, 100);
+        assert_eq!(ends, vec![3, 5, 6, 7, 8, 9]);
+        let mut start = 0;
+        for &end in &ends {
+            let run = &lengths[start..end];
+            assert!(!run.is_empty() && run.len() <= 4);
+            assert!(
+                run.len() == 1 || run.len() * run[run.len() - 1] <= 100,
+                "{run:?}"
+            );
+            start = end;
+        }
+        assert!(run_ends(&[], 4, 100).is_empty());
+    }
 
     #[test]
     fn sigmoid_is_stable() {

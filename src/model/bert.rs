@@ -12,7 +12,7 @@ use crate::onnx::ModelProto;
 
 use super::config::{Activation, BertConfig, Pooling};
 use super::head::RewardHead;
-use super::weights::{Weight, Weights};
+use super::weights::Weights;
 
 /// Graph input names, in the order the graph declares them.
 pub const INPUT_IDS: &str = "input_ids";
@@ -60,7 +60,7 @@ impl Ctx<'_> {
         }
         let (_, w) = self.w.take(&candidates, shape)?;
         self.params.push(name.to_string());
-        Ok(self.g.initializer(tensor_f32(name, &dims(&w), &w.data)))
+        Ok(self.g.initializer(tensor_f32(name, &w.dims(), &w.data)))
     }
 
     fn linear(&mut self, x: &str, name: &str, n_in: usize, n_out: usize) -> Result<String> {
@@ -312,10 +312,6 @@ fn fused_layer(
     cx.skip_layer_norm(&out, &x, &b, &format!("{p}.output.LayerNorm"), h, eps)
 }
 
-fn dims(w: &Weight) -> Vec<i64> {
-    w.shape.iter().map(|&d| d as i64).collect()
-}
-
 /// Build the reward model graph for a BERT-family backbone.
 ///
 /// Inputs: `input_ids`, `attention_mask` and (when the config has token types)
@@ -447,36 +443,14 @@ pub fn build_reward_model_graph(
             cx.g.op("Tanh", &[&dense], vec![])
         }
         Pooling::Last => {
-            // The last position whose mask is 1, per row, as a one-hot
-            // weight over the sequence (no ArgMax, so it differentiates
-            // and works with left or right padding).
-            let shape = cx.g.op("Shape", &[&mask_f], vec![]);
+            let shape = cx.g.op("Shape", &[&mask], vec![]);
             let seq_idx = cx.g.const_i64("seq_idx", &[], &[1]);
             let n =
                 cx.g.op("Gather", &[&shape, &seq_idx], vec![("axis", Attr::Int(0))]);
             let zero = cx.g.const_i64("zero_i", &[], &[0]);
             let step = cx.g.const_i64("step_i", &[], &[1]);
             let pos = cx.g.op("Range", &[&zero, &n, &step], vec![]);
-            let pos_f =
-                cx.g.op("Cast", &[&pos], vec![("to", Attr::Int(FLOAT as i64))]);
-            let weighted = cx.g.op("Mul", &[&mask_f, &pos_f], vec![]);
-            let axes1 = cx.g.const_i64("axes1", &[1], &[1]);
-            let last = cx.g.op(
-                "ReduceMax",
-                &[&weighted, &axes1],
-                vec![("keepdims", Attr::Int(1))],
-            );
-            let hit = cx.g.op("Equal", &[&pos_f, &last], vec![]);
-            let onehot =
-                cx.g.op("Cast", &[&hit], vec![("to", Attr::Int(FLOAT as i64))]);
-            let axes2 = cx.g.const_i64("axes2", &[1], &[2]);
-            let w = cx.g.op("Unsqueeze", &[&onehot, &axes2], vec![]);
-            let xw = cx.g.op("Mul", &[&x, &w], vec![]);
-            cx.g.op(
-                "ReduceSum",
-                &[&xw, &axes1],
-                vec![("keepdims", Attr::Int(0))],
-            )
+            super::head::last_kept_token(&mut cx.g, &x, &mask, &pos, FLOAT)
         }
         Pooling::Mean => {
             let axes2 = cx.g.const_i64("axes2", &[1], &[2]);

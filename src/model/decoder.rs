@@ -27,7 +27,7 @@ use crate::onnx::ModelProto;
 
 use super::bert::{ATTENTION_MASK, INPUT_IDS};
 use super::head::RewardHead;
-use super::weights::{Weight, Weights};
+use super::weights::Weights;
 
 /// The `model_type`s this module builds.
 pub const SUPPORTED_MODEL_TYPES: &[&str] = &["llama", "mistral", "qwen2"];
@@ -629,7 +629,7 @@ impl Ctx<'_> {
         self.params.push(full.clone());
         Ok(self
             .g
-            .initializer(tensor_as(&full, &dims(&w), &w.data, self.dt)))
+            .initializer(tensor_as(&full, &w.dims(), &w.data, self.dt)))
     }
 
     /// A scalar constant of the activations' type.
@@ -731,10 +731,6 @@ impl Ctx<'_> {
         let e = self.g.op("Expand", &[&u, &reps], vec![]);
         self.g.op("Reshape", &[&e, heads_shape], vec![])
     }
-}
-
-fn dims(w: &Weight) -> Vec<i64> {
-    w.shape.iter().map(|&d| d as i64).collect()
 }
 
 /// Build the reward model graph for a Llama / Mistral / Qwen2 backbone.
@@ -939,9 +935,7 @@ pub fn build_decoder_reward_model_graph(
     cx.g.set_scope("final");
     x = cx.rms_norm(&x, "norm", h, cfg.rms_norm_eps)?;
 
-    // The last kept token of each row: last = max over t of t·keep[t], then a
-    // one-hot row selects it (no ArgMax: the selection stays differentiable
-    // with respect to the hidden states).
+    // The last kept token of each row.
     cx.g.set_scope("pool");
     let keep = match opts.pool_pad_token_id {
         Some(pad) => {
@@ -952,22 +946,7 @@ pub fn build_decoder_reward_model_graph(
         }
         None => mask.clone(),
     };
-    let weighted = cx.g.op("Mul", &[&positions, &keep], vec![]);
-    let last = cx.g.op(
-        "ReduceMax",
-        &[&weighted],
-        vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(1))],
-    );
-    let hit = cx.g.op("Equal", &[&positions, &last], vec![]);
-    let hit = cx.cast_dt(&hit);
-    let axes2 = cx.g.const_i64("axes2", &[1], &[2]);
-    let hit = cx.g.op("Unsqueeze", &[&hit, &axes2], vec![]);
-    let picked = cx.g.op("Mul", &[&x, &hit], vec![]);
-    let pooled = cx.g.op(
-        "ReduceSum",
-        &[&picked, &axes1],
-        vec![("keepdims", Attr::Int(0))],
-    );
+    let pooled = super::head::last_kept_token(&mut cx.g, &x, &keep, &positions, cx.dt);
 
     // The head reads float32 (its weights stay float32 in every precision).
     let pooled = if cx.half() {

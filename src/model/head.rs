@@ -101,3 +101,37 @@ pub(crate) fn append_head(
         );
     }
 }
+
+/// Each row's hidden state at its last kept position. `x` is
+/// `[batch, sequence, hidden]` of element type `dtype`, `keep` int64
+/// `[batch, sequence]` (1 = kept), `positions` int64 `[sequence]` (0, 1, …).
+///
+/// The position is `max_t t·keep[t]`, and a one-hot row over the sequence
+/// selects it: no ArgMax, so the selection differentiates with respect to
+/// `x`, and left and right padding both work.
+pub(crate) fn last_kept_token(
+    g: &mut crate::onnx::GraphBuilder,
+    x: &str,
+    keep: &str,
+    positions: &str,
+    dtype: i32,
+) -> String {
+    use crate::onnx::builder::Attr;
+    let weighted = g.op("Mul", &[positions, keep], vec![]);
+    let last = g.op(
+        "ReduceMax",
+        &[&weighted],
+        vec![("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(1))],
+    );
+    let hit = g.op("Equal", &[positions, &last], vec![]);
+    let hit = g.op("Cast", &[&hit], vec![("to", Attr::Int(dtype as i64))]);
+    let axes2 = g.const_i64("axes2", &[1], &[2]);
+    let hit = g.op("Unsqueeze", &[&hit, &axes2], vec![]);
+    let picked = g.op("Mul", &[x, &hit], vec![]);
+    let axes1 = g.const_i64("axes1", &[1], &[1]);
+    g.op(
+        "ReduceSum",
+        &[&picked, &axes1],
+        vec![("keepdims", Attr::Int(0))],
+    )
+}

@@ -19,6 +19,13 @@ pub struct Weight {
     pub data: Vec<f32>,
 }
 
+impl Weight {
+    /// The shape as ONNX tensor dimensions.
+    pub fn dims(&self) -> Vec<i64> {
+        self.shape.iter().map(|&d| d as i64).collect()
+    }
+}
+
 /// The weights of a checkpoint, by tensor name.
 #[derive(Debug, Default)]
 pub struct Weights {

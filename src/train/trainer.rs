@@ -198,22 +198,11 @@ fn load_init(init: &Init, recipe: &Recipe) -> Result<Start> {
             // Decoders read the last token and see text through their chat
             // template (if the tokenizer has one); encoders take the
             // recipe's pooling and sentence pairs.
-            let (pooling, text) = if backbone.is_decoder() {
-                let tc = dir.join("tokenizer_config.json");
-                let template = if tc.is_file() {
-                    crate::text::ChatTemplate::from_tokenizer_config(&tc)?
-                } else {
-                    None
-                };
-                let text = match template {
-                    Some(t) => TextFormat::Chat {
-                        chat_template: t.spec().clone(),
-                    },
-                    None => TextFormat::Plain,
-                };
-                (Pooling::Last, text)
+            let text = crate::bundle::import::text_format(&backbone, dir, true)?;
+            let pooling = if backbone.is_decoder() {
+                Pooling::Last
             } else {
-                (recipe.model.pooling, TextFormat::Pair)
+                recipe.model.pooling
             };
             Ok(Start {
                 config_json: value,

@@ -71,3 +71,52 @@ pub fn contrib_ops(bundle: &Path) -> Vec<String> {
     ops.dedup();
     ops
 }
+
+/// Whole words the word-level test tokenizers know, after their specials.
+pub const TEST_WORDS: &str =
+    "explain water fire the sun moon a cat dog river city tree bird please \
+    question sure is good here helpful and correct answer about no bad i will not help wrong \
+    . , ? ! what why how do you it of to in be are this that yes thanks 0 1 2 3 4 5 6 7 8 9 \
+    hello there user assistant system";
+
+/// A word-level `tokenizer.json`: `specials` at ids 0, 1, … (all special
+/// added tokens), then [`TEST_WORDS`]; lower-casing, with the given
+/// pre-tokenizer and post-processor. Every id stays below `vocab_limit` (the
+/// fixture model's vocabulary size).
+pub fn word_tokenizer_json(
+    specials: &[&str],
+    unk: &str,
+    pre_tokenizer: serde_json::Value,
+    post_processor: serde_json::Value,
+    vocab_limit: usize,
+) -> String {
+    let mut vocab = serde_json::Map::new();
+    for (i, t) in specials.iter().enumerate() {
+        vocab.insert(t.to_string(), i.into());
+    }
+    for w in TEST_WORDS.split_whitespace() {
+        let n = vocab.len();
+        vocab.entry(w.to_string()).or_insert(n.into());
+    }
+    assert!(vocab.len() <= vocab_limit, "{} tokens", vocab.len());
+    let added: Vec<serde_json::Value> = specials
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            serde_json::json!({"id": i, "content": t, "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": true})
+        })
+        .collect();
+    serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": added,
+        "normalizer": {"type": "Lowercase"},
+        "pre_tokenizer": pre_tokenizer,
+        "post_processor": post_processor,
+        "decoder": null,
+        "model": {"type": "WordLevel", "vocab": vocab, "unk_token": unk}
+    })
+    .to_string()
+}

@@ -34,11 +34,15 @@ FIXTURE = ROOT / "tests" / "fixtures" / "minilm_parity.json"
 TOL = 1e-5
 
 TINY_BUNDLES = {
-    # name: (--outputs, --pooling, n_outputs)
+    # name: (--outputs, --pooling, n_outputs); names ending in -portable are
+    # written with --portable (standard ONNX ops only), the others with
+    # ONNX Runtime's fused contrib ops.
     "tiny-reward-mean": ("reward", "mean", 1),
     "tiny-reward-cls": ("reward", "cls", 1),
     "tiny-helpsteer2-mean": ("helpsteer2", "mean", 5),
     "tiny-helpsteer2-cls": ("helpsteer2", "cls", 5),
+    "tiny-reward-mean-portable": ("reward", "mean", 1),
+    "tiny-helpsteer2-cls-portable": ("helpsteer2", "cls", 5),
 }
 MINILM_BUNDLE = "minilm-helpsteer2-mean"
 ALL_BUNDLES = list(TINY_BUNDLES) + [MINILM_BUNDLE]
@@ -76,8 +80,9 @@ def bundles(tmp_path_factory):
     out = {}
     for name, (outputs, pooling, _) in TINY_BUNDLES.items():
         out[name] = work / name
+        portable = ["--portable"] if name.endswith("-portable") else []
         rk("init", "--backbone", tiny, "--out", out[name],
-           "--outputs", outputs, "--pooling", pooling, "--seed", "5")
+           "--outputs", outputs, "--pooling", pooling, "--seed", "5", *portable)
     if not (MINILM / "model.safetensors").is_file():
         pytest.fail(f"the all-MiniLM-L6-v2 backbone is missing at {MINILM}: run `make setup`")
     out[MINILM_BUNDLE] = work / MINILM_BUNDLE
@@ -152,6 +157,32 @@ def tiny_ids(bundle, prompt, response):
 def test_onnx_checker_full(bundles, name):
     model = onnx.load(str(bundles[name] / "model.onnx"))
     onnx.checker.check_model(model, full_check=True)
+
+
+@pytest.mark.parametrize("name", ALL_BUNDLES)
+def test_graph_form(bundles, name):
+    """Portable graphs use the default ONNX domain only; the others use
+    ONNX Runtime's fused attention and layer norm."""
+    model = onnx.load(str(bundles[name] / "model.onnx"))
+    contrib = {n.op_type for n in model.graph.node if n.domain == "com.microsoft"}
+    assert {n.domain for n in model.graph.node} <= {"", "com.microsoft"}
+    if name.endswith("-portable"):
+        assert not contrib
+        assert [o.domain for o in model.opset_import] == [""]
+    else:
+        assert {"MultiHeadAttention", "SkipLayerNormalization"} <= contrib
+
+
+def test_portable_and_fused_score_alike(bundles):
+    """The same weights in either form give the same scores in stock ORT."""
+    for fused, portable in [
+        ("tiny-reward-mean", "tiny-reward-mean-portable"),
+        ("tiny-helpsteer2-cls", "tiny-helpsteer2-cls-portable"),
+    ]:
+        rows = [tiny_ids(bundles[fused], p, r) for p, r in TINY_PAIRS]
+        a = run_scores(session(bundles[fused]), rows)
+        b = run_scores(session(bundles[portable]), rows)
+        assert np.abs(a - b).max() <= TOL, (fused, np.abs(a - b).max())
 
 
 @pytest.mark.parametrize("name", ALL_BUNDLES)
