@@ -249,7 +249,7 @@ fn fused_and_portable_bundles_score_alike() {
     let portable = common::tiny_bundle(dir.path(), "portable", &opts.clone().with_portable(true));
     assert_eq!(
         common::contrib_ops(&fused),
-        ["BiasGelu", "MultiHeadAttention", "SkipLayerNormalization"]
+        ["Attention", "BiasGelu", "SkipLayerNormalization"]
     );
     assert!(common::contrib_ops(&portable).is_empty());
     let pairs = common::pairs();
@@ -324,6 +324,41 @@ fn last_token_pooling_on_an_encoder_is_padding_invariant() {
         assert!(
             (batched[i] - means[i]).abs() > 1e-6,
             "pair {i}: last equals mean"
+        );
+    }
+}
+
+/// A fused encoder bundle quantizes every backbone matmul (its packed
+/// attention is quantized in standard-op form) and scores close to float.
+#[test]
+fn fused_encoder_bundles_quantize_every_matmul() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let float = common::reward_bundle(dir.path());
+    assert!(!common::contrib_ops(&float).is_empty());
+    let q = dir.path().join("int8");
+    let (_, summary) = rewardkit::bundle::quantize_int8(&float, &q, false).expect("quantize");
+    // Two layers of q, k, v, attention output, intermediate and output.
+    assert_eq!(summary.matmuls, 12, "{summary:?}");
+    assert!(
+        common::contrib_ops(&q).is_empty(),
+        "{:?}",
+        common::contrib_ops(&q)
+    );
+    let pairs = common::pairs();
+    let (prompts, responses) = split(&pairs);
+    let a = Scorer::open(&float, ScorerOptions::default())
+        .expect("float")
+        .score_batch(&prompts, &responses)
+        .expect("float scores");
+    let b = Scorer::open(&q, ScorerOptions::default())
+        .expect("int8")
+        .score_batch(&prompts, &responses)
+        .expect("int8 scores");
+    let spread = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            (x - y).abs() < 0.05 * spread.max(0.1),
+            "float {x} vs int8 {y}"
         );
     }
 }

@@ -186,7 +186,7 @@ fn check_bundle_matches_training(portable: bool) {
     } else {
         assert_eq!(
             ops,
-            ["BiasGelu", "MultiHeadAttention", "SkipLayerNormalization"],
+            ["Attention", "BiasGelu", "SkipLayerNormalization"],
             "the bundle's graph should use ONNX Runtime's fused ops"
         );
     }

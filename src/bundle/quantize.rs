@@ -1,5 +1,6 @@
 //! `rewardkit quantize`: dynamic int8 quantization of a bundle's weight
-//! matmuls, in standard ONNX ops.
+//! matmuls, in standard ONNX ops (a fused bundle is quantized in its
+//! standard-op form, since its packed attention has no int8 MatMul to swap).
 //!
 //! Every `MatMul(x, Transpose(W))` with a float weight `W` `[out, in]`
 //! (the backbone's linear layers; the reward head stays float) becomes
@@ -20,7 +21,8 @@ use std::path::Path;
 use super::{write_bundle_owned, Bundle};
 use crate::error::{Error, Result};
 use crate::model::head::HEAD_WEIGHT;
-use crate::onnx::builder::{tensor_f32, tensor_raw, Attr};
+use crate::model::Backbone;
+use crate::onnx::builder::{tensor_f32, tensor_raw, Attr, MS_DOMAIN};
 use crate::onnx::io::{load_external_data, read_model, tensor_to_f32};
 use crate::onnx::proto::{data_type, NodeProto};
 use crate::onnx::GraphBuilder;
@@ -81,6 +83,25 @@ pub fn quantize_int8(src: &Path, out: &Path, overwrite: bool) -> Result<(Bundle,
     }
     let mut model = read_model(&bundle.model_path())?;
     load_external_data(&mut model, bundle.dir(), super::MODEL_FILE)?;
+    if model
+        .graph
+        .iter()
+        .flat_map(|g| g.node.iter())
+        .any(|n| n.domain() == MS_DOMAIN)
+    {
+        // A fused graph packs q, k and v into ONNX Runtime's Attention op,
+        // out of reach of MatMulInteger: quantize the standard-op form of the
+        // same weights instead.
+        let config = bundle.dir().join(super::MANIFEST_FILE);
+        let backbone = Backbone::from_json(&manifest.architecture.config, &config)?;
+        model = backbone.rebuild(
+            &model,
+            &bundle.model_path(),
+            manifest.pooling,
+            Some(manifest.max_length),
+            false,
+        )?;
+    }
     let graph = model
         .graph
         .take()

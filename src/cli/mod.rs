@@ -90,7 +90,7 @@ enum Command {
     /// Show the exact text and tokens a model gets for a (prompt, response) pair.
     Render(import::RenderArgs),
     /// Quantize a bundle's weight matmuls to dynamic int8 (DynamicQuantizeLinear and
-    /// MatMulInteger; the rest of the graph, fused or portable, is kept).
+    /// MatMulInteger; the int8 model uses standard ONNX ops only).
     Quantize {
         /// The float bundle.
         #[arg(long)]

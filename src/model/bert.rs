@@ -29,7 +29,7 @@ pub struct BuildOptions {
     pub pooling: Pooling,
     /// Also output the pooled states as `pooled` (for parity checks and embeddings).
     pub expose_pooled: bool,
-    /// Use ONNX Runtime's fused contrib ops (`MultiHeadAttention`,
+    /// Use ONNX Runtime's fused contrib ops (`Attention`,
     /// `SkipLayerNormalization`, `BiasGelu`/`FastGelu`) for inference. The
     /// weight initializers keep the same names, shapes and order as the
     /// standard-op graph; only the nodes between them differ. Training graphs
@@ -265,16 +265,32 @@ fn fused_layer(
 ) -> Result<String> {
     let h = cfg.hidden_size;
     let eps = cfg.layer_norm_eps;
-    let (q, bq) = cx.matmul_bias(x, &format!("{p}.attention.self.query"), h, h)?;
-    let (k, bk) = cx.matmul_bias(x, &format!("{p}.attention.self.key"), h, h)?;
-    let (v, bv) = cx.matmul_bias(x, &format!("{p}.attention.self.value"), h, h)?;
-    let qkv_bias =
-        cx.g.op("Concat", &[&bq, &bk, &bv], vec![("axis", Attr::Int(0))]);
-    // MultiHeadAttention adds the biases, splits heads, scales by
-    // 1/√head_dim and masks padded keys with the same bias as the standard graph.
+    // One packed projection: Wqkv = [Wqᵀ Wkᵀ Wvᵀ] ([hidden, 3·hidden]) and
+    // the three biases, built from the checkpoint's tensors by ops that ONNX
+    // Runtime folds into constants when it loads the model. `Attention` then
+    // runs one GEMM for q, k and v, splits heads, scales by 1/√head_dim and
+    // masks padded keys with the same bias as the standard graph.
+    let mut ws = Vec::with_capacity(3);
+    let mut bs = Vec::with_capacity(3);
+    for part in ["query", "key", "value"] {
+        let name = format!("{p}.attention.self.{part}");
+        let w = cx.weight(&format!("{name}.weight"), &[], &[h, h])?;
+        ws.push(cx.g.op("Transpose", &[&w], vec![("perm", Attr::Ints(vec![1, 0]))]));
+        bs.push(cx.weight(&format!("{name}.bias"), &[], &[h])?);
+    }
+    let w_qkv = cx.g.op(
+        "Concat",
+        &[&ws[0], &ws[1], &ws[2]],
+        vec![("axis", Attr::Int(1))],
+    );
+    let b_qkv = cx.g.op(
+        "Concat",
+        &[&bs[0], &bs[1], &bs[2]],
+        vec![("axis", Attr::Int(0))],
+    );
     let ctx = cx.g.op_ms(
-        "MultiHeadAttention",
-        &[&q, &k, &v, &qkv_bias, mask_i32],
+        "Attention",
+        &[x, &w_qkv, &b_qkv, mask_i32],
         vec![
             ("num_heads", Attr::Int(cfg.num_attention_heads as i64)),
             ("mask_filter_value", Attr::Float(MASK_BIAS)),
@@ -413,19 +429,18 @@ pub fn build_reward_model_graph(
         let inv = cx.g.op("Sub", &[&mask4, &one], vec![]);
         cx.g.op("Mul", &[&inv, &big], vec![])
     };
-    let shapes = AttentionShapes {
+    let shapes = (!opts.fused).then(|| AttentionShapes {
         heads: cx.g.const_i64("heads_shape", &[4], &[0, 0, nh, hd]),
         merge: cx.g.const_i64("merge_shape", &[3], &[0, 0, h as i64]),
         scale: cx.g.const_f32("scale", 1.0 / (hd as f32).sqrt()),
-    };
+    });
 
     for l in 0..cfg.num_hidden_layers {
         cx.g.set_scope(&format!("layer{l}"));
         let p = format!("encoder.layer.{l}");
-        x = if opts.fused {
-            fused_layer(&mut cx, cfg, &x, &attn_mask, &p)?
-        } else {
-            standard_layer(&mut cx, cfg, &x, &attn_mask, &shapes, &p)?
+        x = match &shapes {
+            None => fused_layer(&mut cx, cfg, &x, &attn_mask, &p)?,
+            Some(shapes) => standard_layer(&mut cx, cfg, &x, &attn_mask, shapes, &p)?,
         };
     }
 

@@ -170,7 +170,7 @@ def test_graph_form(bundles, name):
         assert not contrib
         assert [o.domain for o in model.opset_import] == [""]
     else:
-        assert {"MultiHeadAttention", "SkipLayerNormalization"} <= contrib
+        assert {"Attention", "SkipLayerNormalization"} <= contrib
 
 
 def test_portable_and_fused_score_alike(bundles):
