@@ -348,24 +348,48 @@ impl Scorer {
     }
 }
 
-/// Split pairs sorted by ascending length into runs: each run ends where
-/// adding the next pair would exceed `max_batch` pairs or `max_tokens` padded
-/// tokens (pairs × the run's longest, which is its last). Returns each run's
-/// end index. Every run holds at least one pair.
+/// What one more model run costs, in padded tokens of work: the per-run
+/// overhead and the lower matmul efficiency of a smaller batch. Splitting a
+/// run pays when it saves more padding than this.
+const RUN_COST_TOKENS: usize = 64;
+
+/// Most pairs in one run whatever `max_batch` says, which bounds the work of
+/// choosing the runs (it looks at every run length up to this).
+const MAX_RUN_PAIRS: usize = 4096;
+
+/// Split pairs sorted by ascending length into runs of at most `max_batch`
+/// pairs and `max_tokens` padded tokens (pairs × the run's longest, its last;
+/// 0 = no token limit), choosing the split that computes the fewest padded
+/// tokens plus [`RUN_COST_TOKENS`] per run. Returns each run's end index.
+/// Every run holds at least one pair; a pair over the budget runs alone.
 fn run_ends(sorted_lengths: &[usize], max_batch: usize, max_tokens: usize) -> Vec<usize> {
-    let mut ends = Vec::new();
-    let mut start = 0;
-    for (i, &len) in sorted_lengths.iter().enumerate() {
-        let count = i - start + 1;
-        let over_tokens = max_tokens > 0 && count * len.max(1) > max_tokens;
-        if count > 1 && (count > max_batch || over_tokens) {
-            ends.push(i);
-            start = i;
+    let n = sorted_lengths.len();
+    // best[j]: the cheapest split of the first j pairs; from[j]: where its last run starts.
+    let mut best = vec![usize::MAX; n + 1];
+    let mut from = vec![0; n + 1];
+    best[0] = 0;
+    for j in 1..=n {
+        let longest = sorted_lengths[j - 1].max(1);
+        for count in 1..=max_batch.min(j).min(MAX_RUN_PAIRS) {
+            let tokens = count * longest;
+            if count > 1 && max_tokens > 0 && tokens > max_tokens {
+                break;
+            }
+            let i = j - count;
+            let cost = best[i].saturating_add(tokens + RUN_COST_TOKENS);
+            if cost < best[j] {
+                best[j] = cost;
+                from[j] = i;
+            }
         }
     }
-    if start < sorted_lengths.len() {
-        ends.push(sorted_lengths.len());
+    let mut ends = Vec::new();
+    let mut j = n;
+    while j > 0 {
+        ends.push(j);
+        j = from[j];
     }
+    ends.reverse();
     ends
 }
 
@@ -383,26 +407,48 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 mod tests {
     use super::*;
 
+    /// The runs `run_ends` makes, as slices of `lengths`.
+    fn runs(lengths: &[usize], max_batch: usize, max_tokens: usize) -> Vec<Vec<usize>> {
+        let mut start = 0;
+        run_ends(lengths, max_batch, max_tokens)
+            .into_iter()
+            .map(|end| {
+                let run = lengths[start..end].to_vec();
+                start = end;
+                run
+            })
+            .collect()
+    }
+
     #[test]
     fn runs_respect_the_pair_and_token_limits() {
-        // Count only.
-        assert_eq!(run_ends(&[5; 7], 3, 0), vec![3, 6, 7]);
-        // Token budget 100: short pairs fill up to max_batch, long ones go
-        // in smaller runs, and a pair over the budget runs alone.
-        let lengths = [10, 10, 10, 30, 40, 50, 60, 200, 300];
-        let ends = run_ends(&lengths, 4, 100);
-        assert_eq!(ends, vec![3, 5, 6, 7, 8, 9]);
-        let mut start = 0;
-        for &end in &ends {
-            let run = &lengths[start..end];
-            assert!(!run.is_empty() && run.len() <= 4);
-            assert!(
-                run.len() == 1 || run.len() * run[run.len() - 1] <= 100,
-                "{run:?}"
-            );
-            start = end;
+        let lengths = [10, 10, 10, 30, 40, 50, 60, 200, 300, 300, 301];
+        for (max_batch, max_tokens) in [(4, 100), (3, 0), (32, 16384), (1, 0), (5, 1)] {
+            let rs = runs(&lengths, max_batch, max_tokens);
+            assert_eq!(rs.concat(), lengths, "every pair once, in order");
+            for r in &rs {
+                assert!(!r.is_empty() && r.len() <= max_batch, "{r:?}");
+                let padded = r.len() * r[r.len() - 1];
+                assert!(
+                    r.len() == 1 || max_tokens == 0 || padded <= max_tokens,
+                    "{r:?}"
+                );
+            }
         }
+        // Uniform lengths and no budget: the fewest runs.
+        assert_eq!(runs(&[5; 7], 3, 0).len(), 3);
         assert!(run_ends(&[], 4, 100).is_empty());
+    }
+
+    #[test]
+    fn runs_split_where_padding_costs_more_than_a_run() {
+        // Eight short and eight long pairs: one run would pad the short ones
+        // by 490 tokens each, so they run apart.
+        let mut lengths = vec![10; 8];
+        lengths.extend([500; 8]);
+        assert_eq!(runs(&lengths, 32, 0), vec![vec![10; 8], vec![500; 8]]);
+        // Nearly equal lengths stay together.
+        assert_eq!(runs(&[100, 101, 102, 103], 32, 0).len(), 1);
     }
 
     #[test]
