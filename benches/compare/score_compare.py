@@ -21,8 +21,9 @@ Sides, all fp32 on the CPU with --threads intra-op threads:
 Every call goes from strings to scores: tokenization, padding, the model.
 PyTorch and ONNX Runtime get their pairs the way users batch them: chunks of
 B in input order, each padded to its longest pair. rewardkit gets the whole
-workload in one score_batch call with max_batch = B, and sorts it by length
-before chunking (its feature: less padding). Latency is per call of B pairs
+workload in one score_batch call with max_batch = B, sorts it by length and
+splits it where padding would cost more than another run (its feature: less
+padding). Latency is per call of B pairs
 in input order on every side (for rewardkit a second pass of such calls).
 PyTorch and ONNX Runtime tokenize with the `tokenizers` library on the
 bundle's tokenizer.json and rewardkit's truncation rule (text::tokenizer::
@@ -192,16 +193,47 @@ class PairEncoder:
         return ids, mask, types
 
 
+# rewardkit's batching (src/engine/scorer.rs, run_ends): sorted by length, split
+# into runs of at most max_batch pairs and max_tokens padded tokens, choosing
+# the split with the fewest padded tokens plus RK_RUN_COST_TOKENS per run.
+RK_RUN_COST_TOKENS = 64
+RK_MAX_TOKENS = 32 * 512
+
+
+def rk_runs(sorted_lengths, max_batch, max_tokens=RK_MAX_TOKENS):
+    """(start, end) of each run rewardkit makes from lengths sorted ascending."""
+    n = len(sorted_lengths)
+    best = [math.inf] * (n + 1)
+    start = [0] * (n + 1)
+    best[0] = 0
+    for j in range(1, n + 1):
+        longest = max(sorted_lengths[j - 1], 1)
+        for count in range(1, min(max_batch, j) + 1):
+            tokens = count * longest
+            if count > 1 and max_tokens and tokens > max_tokens:
+                break
+            cost = best[j - count] + tokens + RK_RUN_COST_TOKENS
+            if cost < best[j]:
+                best[j], start[j] = cost, j - count
+    runs, j = [], n
+    while j > 0:
+        runs.append((start[j], j))
+        j = start[j]
+    return runs[::-1]
+
+
 def token_stats(lengths, batch):
-    """Mean real tokens per pair, and mean padded tokens per pair in input order and sorted."""
-    def padded(ls):
-        return sum(max(ls[a:b]) * (b - a) for a, b in chunks(len(ls), batch))
+    """Mean real tokens per pair, and mean padded tokens per pair in input
+    order (chunks of `batch`) and as rewardkit batches them."""
+    def padded(ls, runs):
+        return sum(max(ls[a:b]) * (b - a) for a, b in runs)
 
     n = len(lengths)
+    ordered = sorted(lengths)
     return {
         "real": sum(lengths) / n,
-        "padded_in_order": padded(lengths) / n,
-        "padded_sorted": padded(sorted(lengths)) / n,
+        "padded_in_order": padded(lengths, chunks(n, batch)) / n,
+        "padded_sorted": padded(ordered, rk_runs(ordered, batch)) / n,
         "max": max(lengths),
     }
 
@@ -859,7 +891,7 @@ def main():
         "",
         "Notes: every call is strings → scores (tokenize, pad, run). PyTorch/ORT pad each batch of B to its "
         "longest in input order; rewardkit gets the whole workload in one score_batch call (max_batch = B) and "
-        "sorts by length first (its feature), hence its smaller padded tokens/pair. p50/p99 are per call of B pairs "
+        "sorts by length and splits where padding costs more than a run (its feature), hence its smaller padded tokens/pair. p50/p99 are per call of B pairs "
         "in input order (rewardkit too). RSS is the process's peak (VmHWM), interpreter and libraries included. "
         f"PyTorch attention: {args.torch_attn}. ORT-opt: onnxruntime.transformers optimizer (model_type=bert) "
         "on the torch export. Training rows: train_speed.py's runs (BT + AdamW, 16 sequences of exactly L tokens "
