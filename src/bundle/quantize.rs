@@ -22,7 +22,7 @@ use super::{write_bundle_owned, Bundle};
 use crate::error::{Error, Result};
 use crate::model::head::HEAD_WEIGHT;
 use crate::model::Backbone;
-use crate::onnx::builder::{tensor_f32, tensor_raw, Attr, MS_DOMAIN};
+use crate::onnx::builder::{tensor_f32, tensor_raw, uses_contrib_ops, Attr};
 use crate::onnx::io::{load_external_data, read_model, tensor_to_f32};
 use crate::onnx::proto::{data_type, NodeProto};
 use crate::onnx::GraphBuilder;
@@ -83,12 +83,7 @@ pub fn quantize_int8(src: &Path, out: &Path, overwrite: bool) -> Result<(Bundle,
     }
     let mut model = read_model(&bundle.model_path())?;
     load_external_data(&mut model, bundle.dir(), super::MODEL_FILE)?;
-    if model
-        .graph
-        .iter()
-        .flat_map(|g| g.node.iter())
-        .any(|n| n.domain() == MS_DOMAIN)
-    {
+    if model.graph.as_ref().is_some_and(uses_contrib_ops) {
         // A fused graph packs q, k and v into ONNX Runtime's Attention op,
         // out of reach of MatMulInteger: quantize the standard-op form of the
         // same weights instead.

@@ -412,16 +412,15 @@ pub fn build_reward_model_graph(
     }
     x = cx.layer_norm(&x, "embeddings.LayerNorm", h, cfg.layer_norm_eps)?;
 
-    let mask_f =
-        cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(FLOAT as i64))]);
     // The fused attention takes the padding mask itself, as int32
     // [batch, sequence]; the standard graph adds a bias of MASK_BIAS at padded
     // keys, [batch, 1, 1, sequence].
+    cx.g.set_scope("mask");
     let attn_mask = if opts.fused {
-        cx.g.set_scope("mask");
         cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(INT32 as i64))])
     } else {
-        cx.g.set_scope("mask");
+        let mask_f =
+            cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(FLOAT as i64))]);
         let axes12 = cx.g.const_i64("axes12", &[2], &[1, 2]);
         let mask4 = cx.g.op("Unsqueeze", &[&mask_f, &axes12], vec![]);
         let one = cx.g.const_f32("one", 1.0);
@@ -468,6 +467,8 @@ pub fn build_reward_model_graph(
             super::head::last_kept_token(&mut cx.g, &x, &mask, &pos, FLOAT)
         }
         Pooling::Mean => {
+            let mask_f =
+                cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(FLOAT as i64))]);
             let axes2 = cx.g.const_i64("axes2", &[1], &[2]);
             let m = cx.g.op("Unsqueeze", &[&mask_f, &axes2], vec![]);
             let xm = cx.g.op("Mul", &[&x, &m], vec![]);

@@ -408,6 +408,11 @@ impl GraphBuilder {
     }
 }
 
+/// Whether a node of `graph` belongs to ONNX Runtime's contrib domain.
+pub fn uses_contrib_ops(graph: &GraphProto) -> bool {
+    graph.node.iter().any(|n| n.domain() == MS_DOMAIN)
+}
+
 /// Wrap a graph in a model with rewardkit's IR version and opset, plus the
 /// `com.microsoft` opset when a node of the graph uses it.
 pub fn model(graph: GraphProto, doc: &str) -> ModelProto {
@@ -415,7 +420,7 @@ pub fn model(graph: GraphProto, doc: &str) -> ModelProto {
         domain: Some(String::new()),
         version: Some(OPSET),
     }];
-    if graph.node.iter().any(|n| n.domain() == MS_DOMAIN) {
+    if uses_contrib_ops(&graph) {
         opset_import.push(OperatorSetIdProto {
             domain: Some(MS_DOMAIN.to_string()),
             version: Some(1),

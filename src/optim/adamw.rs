@@ -70,6 +70,15 @@ pub struct Slot {
     pub new_state: Vec<String>,
 }
 
+/// The per-parameter update, with the scalars every parameter shares.
+enum Rule {
+    /// `p − rate·g`, `rate = lr·coef`.
+    Sgd {
+        rate: String,
+    },
+    Adamw(AdamwScalars),
+}
+
 /// Scalar values of an AdamW graph shared by every parameter.
 struct AdamwScalars {
     b1: String,
@@ -181,7 +190,7 @@ pub fn build_optimizer_graph(
     //   lr·m̂/(√v̂ + ε) = m·s/(√v + ε·√(1−β2^t)),  s = step_size·√(1−β2^t),
     // which saves two passes over every parameter per step.
     let scalar = |g: &mut GraphBuilder, op: &str, a: &str, b: &str| g.op(op, &[a, b], vec![]);
-    let adamw = match kind {
+    let rule = match kind {
         OptimizerKind::Adamw {
             beta1,
             beta2,
@@ -217,7 +226,7 @@ pub fn build_optimizer_graph(
             } else {
                 None
             };
-            Some(AdamwScalars {
+            Rule::Adamw(AdamwScalars {
                 b1,
                 b2,
                 ob1,
@@ -227,29 +236,31 @@ pub fn build_optimizer_graph(
                 keep,
             })
         }
-        OptimizerKind::Sgd => None,
-    };
-    let sgd_rate = match (&adamw, &coef) {
-        (None, Some(c)) => Some(scalar(&mut g, "Mul", &lr, c)),
-        (None, None) => Some(lr.clone()),
-        _ => None,
+        OptimizerKind::Sgd => Rule::Sgd {
+            rate: match &coef {
+                Some(c) => scalar(&mut g, "Mul", &lr, c),
+                None => lr.clone(),
+            },
+        },
     };
     for (slot, p) in slots.iter().zip(params) {
         g.set_scope(&p.name);
         let dims: Vec<Dim> = p.dims.iter().map(|&d| Dim::Fixed(d)).collect();
-        let Some(a) = &adamw else {
-            // SGD: p − (lr·coef)·g.
-            let rate = sgd_rate.as_deref().unwrap_or("");
-            let step = g.op("Mul", &[&slot.grad, rate], vec![]);
-            g.op_output(
-                "Sub",
-                &[&slot.param, &step],
-                vec![],
-                &slot.new_param,
-                FLOAT,
-                &dims,
-            );
-            continue;
+        let a = match &rule {
+            Rule::Adamw(a) => a,
+            Rule::Sgd { rate } => {
+                // p − (lr·coef)·g
+                let step = g.op("Mul", &[&slot.grad, rate], vec![]);
+                g.op_output(
+                    "Sub",
+                    &[&slot.param, &step],
+                    vec![],
+                    &slot.new_param,
+                    FLOAT,
+                    &dims,
+                );
+                continue;
+            }
         };
         let grad = slot.grad.as_str();
         // m ← β1·m + (1−β1)·coef·g
