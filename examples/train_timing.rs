@@ -6,6 +6,7 @@
 //! (used by benches/compare/train_speed.py).
 use std::time::Instant;
 
+use rewardkit::testing::filler_text;
 use rewardkit::train::{Control, Examples, Init, Pair, Recipe, Trainer};
 
 fn peak_rss_kib() -> u64 {
@@ -20,53 +21,6 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Deterministic English-like text of `n` words.
-pub fn text(seed: usize, n: usize) -> String {
-    const W: &[&str] = &[
-        "the",
-        "model",
-        "answer",
-        "question",
-        "because",
-        "water",
-        "system",
-        "people",
-        "should",
-        "would",
-        "important",
-        "example",
-        "data",
-        "result",
-        "before",
-        "after",
-        "simple",
-        "careful",
-        "explain",
-        "reason",
-        "value",
-        "number",
-        "often",
-        "never",
-        "always",
-        "first",
-        "second",
-        "third",
-        "small",
-        "large",
-        "quick",
-        "slow",
-        "good",
-        "better",
-        "best",
-        "clear",
-        "help",
-    ];
-    (0..n)
-        .map(|i| W[(seed * 31 + i * 17 + i / 7) % W.len()])
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let max_len: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(128);
@@ -77,9 +31,9 @@ fn main() {
     let n_words = max_len * 2;
     let pairs: Vec<Pair> = (0..64)
         .map(|i| Pair {
-            prompt: text(i, n_words),
-            chosen: text(i + 100, n_words),
-            rejected: text(i + 200, n_words),
+            prompt: filler_text(i, n_words),
+            chosen: filler_text(i + 100, n_words),
+            rejected: filler_text(i + 200, n_words),
             strength: None,
             subset: None,
         })

@@ -217,3 +217,51 @@ pub fn write_tiny_bert(dir: &Path, spec: TinyBert) -> Result<()> {
     write("tokenizer.json", tiny_tokenizer_json())?;
     Ok(())
 }
+
+/// Deterministic English-like text of `n` words (the benches' long inputs;
+/// the same words and order as `text()` in benches/compare/train_speed.py).
+pub fn filler_text(seed: usize, n: usize) -> String {
+    const W: &[&str] = &[
+        "the",
+        "model",
+        "answer",
+        "question",
+        "because",
+        "water",
+        "system",
+        "people",
+        "should",
+        "would",
+        "important",
+        "example",
+        "data",
+        "result",
+        "before",
+        "after",
+        "simple",
+        "careful",
+        "explain",
+        "reason",
+        "value",
+        "number",
+        "often",
+        "never",
+        "always",
+        "first",
+        "second",
+        "third",
+        "small",
+        "large",
+        "quick",
+        "slow",
+        "good",
+        "better",
+        "best",
+        "clear",
+        "help",
+    ];
+    (0..n)
+        .map(|i| W[(seed * 31 + i * 17 + i / 7) % W.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -362,3 +362,60 @@ fn fused_encoder_bundles_quantize_every_matmul() {
         );
     }
 }
+
+/// `--dtype fp16` for BERT-family bundles: half-size weights, scores within
+/// half precision of the fp32 bundle's (fused and portable forms), and the
+/// fp32-only operations refuse the bundle clearly.
+#[test]
+fn fp16_bundles_score_like_fp32_within_half_precision() {
+    use rewardkit::model::Precision;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pairs = common::pairs();
+    let (prompts, responses) = split(&pairs);
+    for portable in [false, true] {
+        let opts = rewardkit::bundle::InitOptions::default()
+            .with_seed(5)
+            .with_portable(portable);
+        let tag = if portable { "portable" } else { "fused" };
+        let full = common::tiny_bundle(dir.path(), &format!("{tag}32"), &opts);
+        let half = common::tiny_bundle(
+            dir.path(),
+            &format!("{tag}16"),
+            &opts.clone().with_precision(Precision::F16),
+        );
+        let size = |b: &std::path::Path| {
+            std::fs::metadata(b.join("model.onnx"))
+                .expect("model")
+                .len()
+        };
+        assert!(
+            size(&half) * 10 < size(&full) * 6,
+            "{tag}: fp16 model.onnx is {} bytes, fp32 {}",
+            size(&half),
+            size(&full)
+        );
+        let a = Scorer::open(&full, ScorerOptions::default())
+            .expect("open fp32")
+            .score_batch(&prompts, &responses)
+            .expect("fp32 scores");
+        let b = Scorer::open(&half, ScorerOptions::default())
+            .expect("open fp16")
+            .score_batch(&prompts, &responses)
+            .expect("fp16 scores");
+        let largest = a.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        eprintln!("{tag}: max |fp16 - fp32| = {worst:.2e} (scores up to {largest:.2})");
+        assert!(worst <= 1e-2 * largest, "{tag}: {a:?} vs {b:?}");
+        assert!(worst > 0.0, "{tag}: fp16 scores equal fp32 bit for bit");
+        // Training and int8 start from fp32 weights, and say so.
+        let err =
+            rewardkit::bundle::quantize_int8(&half, &dir.path().join(format!("{tag}q")), false)
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("half precision"), "{err}");
+    }
+}

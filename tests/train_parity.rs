@@ -287,6 +287,7 @@ fn bundle_with_head(dir: &Path, backbone: &Path, fx: &Fixture) -> PathBuf {
             // Training starts from a fused bundle: the trainer takes the
             // weights by name, whatever ops sit between them.
             fused: true,
+            ..Default::default()
         },
     )
     .expect("build");

@@ -6,7 +6,7 @@ use super::manifest::{
 use super::{Bundle, MANIFEST_FILE, MODEL_FILE, TOKENIZER_FILE};
 use crate::error::{Error, Result};
 use crate::model::bert::{self, BuildOptions};
-use crate::model::{BertConfig, Pooling, RewardHead, Weights};
+use crate::model::{BertConfig, Pooling, Precision, RewardHead, Weights};
 use crate::onnx::io::{write_atomic, write_model, write_model_owned, DEFAULT_EXTERNAL_THRESHOLD};
 use crate::onnx::ModelProto;
 use crate::text::PairTokenizer;
@@ -75,6 +75,9 @@ pub struct InitOptions {
     /// Runtime's fused contrib ops (BERT-family backbones; decoders are
     /// always written with standard ops).
     pub portable: bool,
+    /// Type of the encoder's weights and activations: fp32, or fp16 for
+    /// GPUs (the bundle is half the size; pooling and the head stay fp32).
+    pub precision: Precision,
 }
 
 impl Default for InitOptions {
@@ -88,6 +91,7 @@ impl Default for InitOptions {
             max_length: None,
             overwrite: false,
             portable: false,
+            precision: Precision::F32,
         }
     }
 }
@@ -129,6 +133,10 @@ impl InitOptions {
         self.portable = portable;
         self
     }
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
+        self
+    }
 }
 
 /// Make an untrained reward-model bundle from a pretrained backbone directory
@@ -146,7 +154,8 @@ pub fn init_from_backbone(backbone: &Path, out: &Path, opts: &InitOptions) -> Re
             .with_outputs(opts.outputs.clone())
             .with_seed(opts.seed)
             .with_overwrite(opts.overwrite)
-            .with_portable(opts.portable);
+            .with_portable(opts.portable)
+            .with_precision(opts.precision);
         if let Some(r) = &opts.reward_output {
             io = io.with_reward_output(r.clone());
         }
@@ -189,6 +198,7 @@ pub fn init_from_backbone(backbone: &Path, out: &Path, opts: &InitOptions) -> Re
             pooling: opts.pooling,
             expose_pooled: false,
             fused: !opts.portable,
+            precision: opts.precision,
         },
     )?;
     let mut inputs = vec![

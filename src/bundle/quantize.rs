@@ -83,6 +83,7 @@ pub fn quantize_int8(src: &Path, out: &Path, overwrite: bool) -> Result<(Bundle,
     }
     let mut model = read_model(&bundle.model_path())?;
     load_external_data(&mut model, bundle.dir(), super::MODEL_FILE)?;
+    crate::model::weights::refuse_half_precision(&model, &bundle.model_path())?;
     if model.graph.as_ref().is_some_and(uses_contrib_ops) {
         // A fused graph packs q, k and v into ONNX Runtime's Attention op,
         // out of reach of MatMulInteger: quantize the standard-op form of the

@@ -37,9 +37,10 @@ pub struct ImportArgs {
     /// Ignore tokenizer_config.json's chat template (use `User:`/`Assistant:` text).
     #[arg(long)]
     no_chat_template: bool,
-    /// Weights' and activations' type: fp32, or fp16/bf16 for decoders
-    /// (RMSNorm, softmax and the reward head stay fp32). bf16 models need an
-    /// execution provider with bfloat16 kernels (CUDA; not the CPU).
+    /// Weights' and activations' type: fp32, fp16, or bf16 for decoders
+    /// (normalisation statistics, softmax and the reward head stay fp32).
+    /// bf16 models need an execution provider with bfloat16 kernels (CUDA;
+    /// not the CPU).
     #[arg(long, default_value = "fp32")]
     dtype: String,
     /// Replace an existing bundle at --out.

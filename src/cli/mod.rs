@@ -55,6 +55,11 @@ enum Command {
         /// contrib ops), for runtimes other than ONNX Runtime.
         #[arg(long)]
         portable: bool,
+        /// Weights' and activations' type: fp32, or fp16 (half the size and
+        /// the fast path on GPUs; pooling and the head stay fp32). Bundles in
+        /// fp16 are for scoring: training and merging take fp32 ones.
+        #[arg(long, default_value = "fp32")]
+        dtype: String,
     },
     /// Score (prompt, response) pairs.
     Score(score::ScoreArgs),
@@ -149,13 +154,15 @@ fn run(cli: Cli) -> Result<()> {
             max_length,
             force,
             portable,
+            dtype,
         } => {
             let mut opts = InitOptions::default()
                 .with_outputs(outputs)
                 .with_seed(seed)
                 .with_pooling(pooling)
                 .with_overwrite(force)
-                .with_portable(portable);
+                .with_portable(portable)
+                .with_precision(dtype.parse()?);
             if let Some(n) = max_length {
                 opts = opts.with_max_length(n);
             }

@@ -40,22 +40,6 @@ pub(super) struct ScoreArgs {
     device: String,
 }
 
-fn parse_device(s: &str) -> Result<Device> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::Cuda(0)),
-        _ => s
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse().ok())
-            .map(Device::Cuda)
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "unknown device {s:?} (expected cpu, cuda or cuda:N)"
-                ))
-            }),
-    }
-}
-
 /// One input row: a single response, or a chosen/rejected pair.
 enum Row {
     Single {
@@ -118,7 +102,7 @@ pub(super) fn run(args: ScoreArgs) -> Result<()> {
         .with_threads(args.threads)
         .with_max_batch(args.batch_size)
         .with_max_tokens(args.max_tokens)
-        .with_device(parse_device(&args.device)?);
+        .with_device(args.device.parse::<Device>()?);
     if let Some(n) = args.max_length {
         opts = opts.with_max_length(n);
     }

@@ -39,6 +39,9 @@ pub(super) struct TrainArgs {
     /// Stop after this many steps (overrides training.max_steps).
     #[arg(long)]
     max_steps: Option<u64>,
+    /// Where to train: cpu, cuda or cuda:N (overrides training.device).
+    #[arg(long)]
+    device: Option<String>,
     /// Override a recipe value, e.g. --set optimizer.lr=1e-5 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -59,6 +62,9 @@ pub(super) fn run(args: TrainArgs) -> Result<()> {
     let mut overrides = args.overrides.clone();
     if let Some(n) = args.max_steps {
         overrides.push(format!("training.max_steps={n}"));
+    }
+    if let Some(d) = &args.device {
+        overrides.push(format!("training.device={d}"));
     }
     let init = match (&args.backbone, &args.init) {
         (Some(b), None) => Init::Backbone(b.clone()),

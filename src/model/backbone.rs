@@ -141,7 +141,7 @@ impl Backbone {
             .0)
     }
 
-    /// [`build`](Self::build) in a given precision (float16: decoders only),
+    /// [`build`](Self::build) in a given precision (bfloat16: decoders only),
     /// with ONNX Runtime's fused ops when `fused` (BERT-family backbones;
     /// decoders are always built with standard ops).
     pub fn build_with(
@@ -154,9 +154,6 @@ impl Backbone {
         fused: bool,
     ) -> Result<(ModelProto, Vec<String>)> {
         match self {
-            Backbone::Bert(_) if precision != Precision::F32 => Err(Error::InvalidArgument(
-                "BERT-family bundles are written in fp32 only (fp16 is for decoders)".into(),
-            )),
             Backbone::Bert(c) => bert::build_reward_model_graph(
                 c,
                 weights,
@@ -165,6 +162,7 @@ impl Backbone {
                     pooling,
                     expose_pooled: false,
                     fused,
+                    precision,
                 },
             ),
             Backbone::Decoder(c) => {

@@ -5,12 +5,13 @@
 //! linear weights, used through a `Transpose` that ONNX Runtime folds at load
 //! time), so a graph maps back onto its checkpoint one to one.
 
-use crate::error::Result;
-use crate::onnx::builder::{model, tensor_f32, Attr, Dim, GraphBuilder};
+use crate::error::{Error, Result};
+use crate::onnx::builder::{model, Attr, Dim, GraphBuilder};
 use crate::onnx::proto::data_type::{FLOAT, INT32, INT64};
 use crate::onnx::ModelProto;
 
 use super::config::{Activation, BertConfig, Pooling};
+use super::decoder::{tensor_as, Precision};
 use super::head::RewardHead;
 use super::weights::Weights;
 
@@ -35,6 +36,11 @@ pub struct BuildOptions {
     /// standard-op graph; only the nodes between them differ. Training graphs
     /// are always built with standard ops.
     pub fused: bool,
+    /// Type of the encoder's weights and activations. In float16 the
+    /// embeddings and layers run in half precision (ONNX Runtime computes the
+    /// LayerNorm statistics and softmax in float32 either way); pooling and
+    /// the reward head stay float32.
+    pub precision: Precision,
 }
 
 /// Additive attention bias for padded keys. Small enough for fp16, large
@@ -47,6 +53,8 @@ struct Ctx<'a> {
     prefix: &'static str,
     /// Names of the weight initializers added, in order.
     params: Vec<String>,
+    /// Element type of the weights and constants added now.
+    dt: i32,
 }
 
 impl Ctx<'_> {
@@ -60,7 +68,15 @@ impl Ctx<'_> {
         }
         let (_, w) = self.w.take(&candidates, shape)?;
         self.params.push(name.to_string());
-        Ok(self.g.initializer(tensor_f32(name, &w.dims(), &w.data)))
+        Ok(self
+            .g
+            .initializer(tensor_as(name, &w.dims(), &w.data, self.dt)))
+    }
+
+    /// A scalar constant of the current element type.
+    fn constant(&mut self, base: &str, value: f32) -> String {
+        self.g
+            .const_tensor(base, tensor_as(base, &[], &[value], self.dt))
     }
 
     fn linear(&mut self, x: &str, name: &str, n_in: usize, n_out: usize) -> Result<String> {
@@ -141,9 +157,9 @@ impl Ctx<'_> {
                 // 0.5 · x · (1 + erf(x / √2)). A Div by √2 (not a Mul by
                 // 1/√2) is the form ONNX Runtime's Gelu/BiasGelu fusion
                 // recognises, so the session runs one fused kernel.
-                let sqrt2 = self.g.const_f32("sqrt2", std::f32::consts::SQRT_2);
-                let half = self.g.const_f32("half", 0.5);
-                let one = self.g.const_f32("one", 1.0);
+                let sqrt2 = self.constant("sqrt2", std::f32::consts::SQRT_2);
+                let half = self.constant("half", 0.5);
+                let one = self.constant("one", 1.0);
                 let s = self.g.op("Div", &[x, &sqrt2], vec![]);
                 let e = self.g.op("Erf", &[&s], vec![]);
                 let e1 = self.g.op("Add", &[&e, &one], vec![]);
@@ -152,10 +168,10 @@ impl Ctx<'_> {
             }
             Activation::GeluTanh => {
                 // 0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 x³)))
-                let c = self.g.const_f32("gelu_c", 0.797_884_6);
-                let k = self.g.const_f32("gelu_k", 0.044715);
-                let half = self.g.const_f32("half", 0.5);
-                let one = self.g.const_f32("one", 1.0);
+                let c = self.constant("gelu_c", 0.797_884_6);
+                let k = self.constant("gelu_k", 0.044715);
+                let half = self.constant("half", 0.5);
+                let one = self.constant("one", 1.0);
                 let x2 = self.g.op("Mul", &[x, x], vec![]);
                 let x3 = self.g.op("Mul", &[&x2, x], vec![]);
                 let kx3 = self.g.op("Mul", &[&x3, &k], vec![]);
@@ -360,7 +376,13 @@ pub fn build_reward_model_graph(
         w: weights,
         prefix,
         params: Vec::new(),
+        dt: opts.precision.elem_type(),
     };
+    if opts.precision == Precision::BF16 {
+        return Err(Error::InvalidArgument(
+            "BERT-family bundles are written in fp32 or fp16 (bf16 is for decoders)".into(),
+        ));
+    }
     let h = cfg.hidden_size;
     let nh = cfg.num_attention_heads as i64;
     let hd = cfg.head_dim() as i64;
@@ -420,18 +442,18 @@ pub fn build_reward_model_graph(
         cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(INT32 as i64))])
     } else {
         let mask_f =
-            cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(FLOAT as i64))]);
+            cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(cx.dt as i64))]);
         let axes12 = cx.g.const_i64("axes12", &[2], &[1, 2]);
         let mask4 = cx.g.op("Unsqueeze", &[&mask_f, &axes12], vec![]);
-        let one = cx.g.const_f32("one", 1.0);
-        let big = cx.g.const_f32("bias", -MASK_BIAS);
+        let one = cx.constant("one", 1.0);
+        let big = cx.constant("bias", -MASK_BIAS);
         let inv = cx.g.op("Sub", &[&mask4, &one], vec![]);
         cx.g.op("Mul", &[&inv, &big], vec![])
     };
     let shapes = (!opts.fused).then(|| AttentionShapes {
         heads: cx.g.const_i64("heads_shape", &[4], &[0, 0, nh, hd]),
         merge: cx.g.const_i64("merge_shape", &[3], &[0, 0, h as i64]),
-        scale: cx.g.const_f32("scale", 1.0 / (hd as f32).sqrt()),
+        scale: cx.constant("scale", 1.0 / (hd as f32).sqrt()),
     });
 
     for l in 0..cfg.num_hidden_layers {
@@ -444,6 +466,12 @@ pub fn build_reward_model_graph(
     }
 
     cx.g.set_scope("pool");
+    // Pooling and the head in float32, whatever the encoder ran in.
+    if cx.dt != FLOAT {
+        x =
+            cx.g.op("Cast", &[&x], vec![("to", Attr::Int(FLOAT as i64))]);
+        cx.dt = FLOAT;
+    }
     let pooled = match opts.pooling {
         Pooling::Cls => {
             let first = cx.g.const_i64("first", &[], &[0]);

@@ -550,7 +550,12 @@ impl Precision {
 }
 
 /// An initializer of `values` stored as `dt` (float or float16).
-fn tensor_as(name: &str, dims: &[i64], values: &[f32], dt: i32) -> crate::onnx::TensorProto {
+pub(crate) fn tensor_as(
+    name: &str,
+    dims: &[i64],
+    values: &[f32],
+    dt: i32,
+) -> crate::onnx::TensorProto {
     let raw: Vec<u8> = match dt {
         crate::onnx::proto::data_type::FLOAT16 => values
             .iter()

@@ -143,6 +143,28 @@ fn shard_name_ok(name: &str) -> bool {
         && !name.contains('\0')
 }
 
+/// An error naming the first half-precision weight of `model`, if any:
+/// training, merging, re-export and int8 quantization start from fp32 weights.
+pub fn refuse_half_precision(model: &ModelProto, path: &Path) -> Result<()> {
+    match model
+        .graph
+        .iter()
+        .flat_map(|g| g.initializer.iter())
+        .find(|t| matches!(t.data_type, Some(data_type::FLOAT16 | data_type::BFLOAT16)))
+    {
+        None => Ok(()),
+        Some(t) => Err(Error::bundle(
+            path,
+            format!(
+                "weight {} is half precision (float16/bfloat16): training, merging and \
+                 int8 quantization start from fp32 weights (make the bundle again \
+                 without --dtype)",
+                t.name()
+            ),
+        )),
+    }
+}
+
 impl Weights {
     /// Read every floating-point tensor of a safetensors file (f32, f16, bf16, f64),
     /// memory-mapped. Integer tensors (such as BERT's `position_ids` buffer) are skipped.
@@ -265,19 +287,9 @@ impl Weights {
     /// reward head. `path` names the model in errors. Half-precision weights
     /// are refused: training and re-export start from float32.
     pub fn from_model(model: &ModelProto, path: &Path) -> Result<(Self, RewardHead)> {
+        refuse_half_precision(model, path)?;
         let mut tensors = HashMap::new();
         for t in model.graph.iter().flat_map(|g| g.initializer.iter()) {
-            if matches!(t.data_type, Some(data_type::FLOAT16 | data_type::BFLOAT16)) {
-                return Err(Error::bundle(
-                    path,
-                    format!(
-                        "weight {} is half precision (float16/bfloat16): training and \
-                         re-export start from fp32 weights (import the checkpoint again \
-                         without --dtype)",
-                        t.name()
-                    ),
-                ));
-            }
             if t.data_type == Some(data_type::FLOAT) && !t.dims.is_empty() {
                 tensors.insert(
                     t.name().to_string(),

@@ -19,6 +19,62 @@ pub enum Device {
     Cuda(i32),
 }
 
+impl std::str::FromStr for Device {
+    type Err = Error;
+    /// `cpu`, `cuda` (GPU 0) or `cuda:N`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .filter(|n: &i32| *n >= 0)
+                .map(Device::Cuda)
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "unknown device {s:?} (expected cpu, cuda or cuda:N)"
+                    ))
+                }),
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(id) => write!(f, "cuda:{id}"),
+        }
+    }
+}
+
+/// Register the execution provider of `device` on a session builder. CUDA
+/// runs float32 as float32 (TF32 tensor-core math off), so a CUDA session
+/// computes what the CPU one does up to summation order; half-precision
+/// bundles are the fast path on GPUs.
+pub(crate) fn with_device(
+    builder: ort::session::builder::SessionBuilder,
+    device: Device,
+) -> Result<ort::session::builder::SessionBuilder> {
+    match device {
+        Device::Cpu => Ok(builder),
+        Device::Cuda(id) => {
+            let ep = ort::ep::CUDA::default()
+                .with_device_id(id)
+                .with_tf32(false)
+                .build()
+                .error_on_failure();
+            builder
+                .with_execution_providers([ep])
+                .map_err(|e| Error::ProviderUnavailable {
+                    provider: format!("CUDA (device {id})"),
+                    msg: e.to_string(),
+                })
+        }
+    }
+}
+
 /// Session settings.
 #[derive(Debug, Clone)]
 pub struct RunnerOptions {
@@ -121,19 +177,7 @@ fn make_session(path: &Path, options: &RunnerOptions) -> Result<Session> {
             .with_intra_threads(options.threads)
             .map_err(|e| Error::Runtime(e.to_string()))?;
     }
-    if let Device::Cuda(id) = options.device {
-        let ep = ort::ep::CUDA::default()
-            .with_device_id(id)
-            .build()
-            .error_on_failure();
-        builder =
-            builder
-                .with_execution_providers([ep])
-                .map_err(|e| Error::ProviderUnavailable {
-                    provider: format!("CUDA (device {id})"),
-                    msg: e.to_string(),
-                })?;
-    }
+    builder = with_device(builder, options.device)?;
     builder
         .commit_from_file(path)
         .map_err(|e| Error::model(what, format!("ONNX Runtime cannot load it: {e}")))

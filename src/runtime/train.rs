@@ -4,16 +4,20 @@
 //! in two sets that swap roles every step (the optimizer reads set A and
 //! writes set B, then B is current), all bound once with IoBinding, so no
 //! parameter passes through Rust memory during training.
+//!
+//! On CUDA the parameters, gradients, optimizer state and accumulators live
+//! in GPU memory; only the batch goes in, and the losses, rewards and the
+//! gradient norm come out, each step.
 
 use std::path::PathBuf;
 
 use ndarray::ArrayD;
-use ort::memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType};
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{builder::GraphOptimizationLevel, IoBinding, Session};
 use ort::value::Tensor;
 
 use super::library::environment;
-use super::session::{RunnerOptions, TensorData, TensorInput};
+use super::session::{with_device, Device, RunnerOptions, TensorData, TensorInput};
 use crate::error::{Error, Result};
 
 /// Tensors by name, copied out of ONNX Runtime.
@@ -68,6 +72,7 @@ fn session(path: &std::path::Path, options: &RunnerOptions) -> Result<Session> {
             .with_intra_threads(options.threads)
             .map_err(|e| Error::Runtime(e.to_string()))?;
     }
+    b = with_device(b, options.device)?;
     // Developer aid: ORT's own per-node profile, as JSON in this folder.
     if let Some(dir) = std::env::var_os("REWARDKIT_ORT_PROFILE") {
         let stem = path
@@ -132,10 +137,10 @@ fn run_bound(
 }
 
 /// A running training job's ORT side.
+///
+/// Fields drop in order: the bindings and tensors first, then the device
+/// allocator, then the sessions whose allocator it is.
 pub struct TrainingEngine {
-    train: Session,
-    optim: Session,
-    eval: Session,
     names: Vec<String>,
     /// `params[set][i]`.
     params: [Vec<Tensor<f32>>; 2],
@@ -155,12 +160,16 @@ pub struct TrainingEngine {
     eval_dynamic: Vec<String>,
     cpu: MemoryInfo<'static>,
     accum: Option<Accumulator>,
+    /// Allocates parameters and state on the GPU (`None` on the CPU).
+    device: Option<Allocator>,
+    train: Session,
+    optim: Session,
+    eval: Session,
 }
 
 /// Gradient accumulation: two accumulator sets that swap roles, and the
 /// optimizer bindings that read from each.
 struct Accumulator {
-    session: Session,
     /// `bind[a]` reads accumulator set `a` and the gradients, writes set `1 - a`.
     bind: [IoBinding; 2],
     keep: Tensor<f32>,
@@ -169,6 +178,7 @@ struct Accumulator {
     /// `optim_bind[param set][accumulator set]`.
     optim_bind: [[IoBinding; 2]; 2],
     _bufs: [Vec<Tensor<f32>>; 2],
+    session: Session,
 }
 
 /// An optimizer binding: parameters and state of `set` in, of the other set
@@ -223,7 +233,8 @@ impl std::fmt::Debug for TrainingEngine {
     }
 }
 
-fn alloc(session: &Session, dims: &[i64], values: Option<&[f32]>) -> Result<Tensor<f32>> {
+/// A tensor in host memory holding `values` (zeros when `None`).
+fn alloc_host(session: &Session, dims: &[i64], values: Option<&[f32]>) -> Result<Tensor<f32>> {
     let mut t = Tensor::<f32>::new(session.allocator(), dims.to_vec())?;
     let (_, data) = t.extract_tensor_mut();
     match values {
@@ -240,6 +251,52 @@ fn alloc(session: &Session, dims: &[i64], values: Option<&[f32]>) -> Result<Tens
     Ok(t)
 }
 
+/// A tensor in the engine's memory (the GPU's when `device` is set), filled
+/// from host values.
+fn alloc(
+    session: &Session,
+    device: Option<&Allocator>,
+    dims: &[i64],
+    values: Option<&[f32]>,
+) -> Result<Tensor<f32>> {
+    let host = alloc_host(session, dims, values)?;
+    match device {
+        None => Ok(host),
+        Some(a) => {
+            let mut t = Tensor::<f32>::new(a, dims.to_vec())?;
+            host.copy_into(&mut t)?;
+            Ok(t)
+        }
+    }
+}
+
+/// Host copy of a tensor's values, wherever it lives.
+fn to_host(t: &Tensor<f32>) -> Result<Vec<f32>> {
+    if t.memory_info().allocation_device() == AllocationDevice::CPU {
+        return Ok(t.extract_tensor().1.to_vec());
+    }
+    let host = t.to(AllocationDevice::CPU, 0)?;
+    Ok(host.extract_tensor().1.to_vec())
+}
+
+/// Overwrite a tensor's values, wherever it lives.
+fn write_values(t: &mut Tensor<f32>, values: &[f32], what: &str) -> Result<()> {
+    let n: usize = t.shape().iter().map(|&d| d as usize).product();
+    if n != values.len() {
+        return Err(Error::InvalidArgument(format!(
+            "{what}: {} values, expected {n}",
+            values.len()
+        )));
+    }
+    if t.memory_info().allocation_device() == AllocationDevice::CPU {
+        t.extract_tensor_mut().1.copy_from_slice(values);
+        return Ok(());
+    }
+    let host = Tensor::from_array((t.shape().to_vec(), values.to_vec()))?;
+    host.copy_into(t)?;
+    Ok(())
+}
+
 impl TrainingEngine {
     /// Load the three graphs and allocate parameters, gradients and state.
     pub fn new(spec: &TrainingSpec) -> Result<Self> {
@@ -247,28 +304,43 @@ impl TrainingEngine {
         let optim = session(&spec.optim_model, &spec.options)?;
         let eval = session(&spec.eval_model, &spec.options)?;
         let cpu = cpu_info()?;
+        let device = match spec.options.device {
+            Device::Cpu => None,
+            Device::Cuda(id) => Some(Allocator::new(
+                &train,
+                MemoryInfo::new(
+                    AllocationDevice::CUDA,
+                    id,
+                    AllocatorType::Device,
+                    MemoryType::Default,
+                )?,
+            )?),
+        };
+        let dev = device.as_ref();
         let n = spec.params.len();
         let mut params: [Vec<Tensor<f32>>; 2] = [Vec::with_capacity(n), Vec::with_capacity(n)];
         let mut states: [Vec<Vec<Tensor<f32>>>; 2] = [Vec::new(), Vec::new()];
         let mut grads = Vec::with_capacity(n);
         for p in &spec.params {
-            params[0].push(alloc(&train, &p.dims, Some(&p.values))?);
-            params[1].push(alloc(&train, &p.dims, Some(&p.values))?);
-            grads.push(alloc(&train, &p.dims, None)?);
+            params[0].push(alloc(&train, dev, &p.dims, Some(&p.values))?);
+            params[1].push(alloc(&train, dev, &p.dims, Some(&p.values))?);
+            grads.push(alloc(&train, dev, &p.dims, None)?);
         }
         for set in states.iter_mut() {
             for _ in &spec.state_kinds {
                 set.push(
                     spec.params
                         .iter()
-                        .map(|p| alloc(&train, &p.dims, None))
+                        .map(|p| alloc(&train, dev, &p.dims, None))
                         .collect::<Result<Vec<_>>>()?,
                 );
             }
         }
         let mut scalars = Vec::new();
+        // Scalars stay in host memory: they are written every step, and ONNX
+        // Runtime copies them to the device with the batch.
         for s in &spec.scalars {
-            scalars.push((s.clone(), alloc(&train, &[], Some(&[0.0]))?));
+            scalars.push((s.clone(), alloc_host(&train, &[], Some(&[0.0]))?));
         }
         let fetch_names: Vec<String> = train
             .outputs()
@@ -319,10 +391,10 @@ impl TrainingEngine {
                 let mut bufs: [Vec<Tensor<f32>>; 2] =
                     [Vec::with_capacity(n), Vec::with_capacity(n)];
                 for p in &spec.params {
-                    bufs[0].push(alloc(&session, &p.dims, None)?);
-                    bufs[1].push(alloc(&session, &p.dims, None)?);
+                    bufs[0].push(alloc(&session, dev, &p.dims, None)?);
+                    bufs[1].push(alloc(&session, dev, &p.dims, None)?);
                 }
-                let keep = alloc(&session, &[], Some(&[0.0]))?;
+                let keep = alloc_host(&session, &[], Some(&[0.0]))?;
                 let mut bind = [session.create_binding()?, session.create_binding()?];
                 {
                     let (b0, b1) = bufs.split_at_mut(1);
@@ -357,9 +429,6 @@ impl TrainingEngine {
         // Keep `train` mutable only for binding creation above.
         let _ = &mut train;
         Ok(TrainingEngine {
-            train,
-            optim,
-            eval,
             names: spec.params.iter().map(|p| p.name.clone()).collect(),
             grads,
             params,
@@ -374,7 +443,16 @@ impl TrainingEngine {
             eval_dynamic: eval_outputs,
             cpu,
             accum,
+            device,
+            train,
+            optim,
+            eval,
         })
+    }
+
+    /// Where the parameters live.
+    pub fn on_device(&self) -> bool {
+        self.device.is_some()
     }
 
     /// Run the training graph on `batch` and return `fetch` outputs without
@@ -467,40 +545,36 @@ impl TrainingEngine {
     }
 
     /// Copy the current parameters out (for checkpoints and bundles).
-    pub fn read_params(&self) -> NamedValues {
+    pub fn read_params(&self) -> Result<NamedValues> {
         self.names
             .iter()
-            .cloned()
-            .zip(
-                self.params[self.cur]
-                    .iter()
-                    .map(|t| t.extract_tensor().1.to_vec()),
-            )
+            .zip(&self.params[self.cur])
+            .map(|(n, t)| Ok((n.clone(), to_host(t)?)))
             .collect()
     }
 
     /// Copy the gradients of the last `forward_backward` out.
-    pub fn read_grads(&self) -> NamedValues {
+    pub fn read_grads(&self) -> Result<NamedValues> {
         self.names
             .iter()
-            .cloned()
-            .zip(self.grads.iter().map(|t| t.extract_tensor().1.to_vec()))
+            .zip(&self.grads)
+            .map(|(n, t)| Ok((n.clone(), to_host(t)?)))
             .collect()
     }
 
     /// Copy the current optimizer state out: `(kind, param, values)`.
-    pub fn read_state(&self) -> Vec<(String, String, Vec<f32>)> {
+    pub fn read_state(&self) -> Result<Vec<(String, String, Vec<f32>)>> {
         let mut out = Vec::new();
         for (k, kind) in self.state_kinds.iter().enumerate() {
             for (i, name) in self.names.iter().enumerate() {
                 out.push((
                     kind.clone(),
                     name.clone(),
-                    self.states[self.cur][k][i].extract_tensor().1.to_vec(),
+                    to_host(&self.states[self.cur][k][i])?,
                 ));
             }
         }
-        out
+        Ok(out)
     }
 
     /// Overwrite the current parameters and state (resuming a checkpoint).
@@ -516,15 +590,11 @@ impl TrainingEngine {
                 .iter()
                 .position(|n| n == name)
                 .ok_or_else(|| Error::InvalidArgument(format!("unknown parameter {name}")))?;
-            let dst = self.params[cur][i].extract_tensor_mut().1;
-            if dst.len() != values.len() {
-                return Err(Error::InvalidArgument(format!(
-                    "parameter {name}: {} values, expected {}",
-                    values.len(),
-                    dst.len()
-                )));
-            }
-            dst.copy_from_slice(values);
+            write_values(
+                &mut self.params[cur][i],
+                values,
+                &format!("parameter {name}"),
+            )?;
         }
         for (kind, name, values) in state {
             let k = self
@@ -537,15 +607,11 @@ impl TrainingEngine {
                 .iter()
                 .position(|n| n == name)
                 .ok_or_else(|| Error::InvalidArgument(format!("unknown parameter {name}")))?;
-            let dst = self.states[cur][k][i].extract_tensor_mut().1;
-            if dst.len() != values.len() {
-                return Err(Error::InvalidArgument(format!(
-                    "state {kind}/{name}: {} values, expected {}",
-                    values.len(),
-                    dst.len()
-                )));
-            }
-            dst.copy_from_slice(values);
+            write_values(
+                &mut self.states[cur][k][i],
+                values,
+                &format!("state {kind}/{name}"),
+            )?;
         }
         Ok(())
     }

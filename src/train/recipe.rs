@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::Pooling;
 use crate::optim::ScheduleKind;
+use crate::runtime::Device;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -196,6 +197,31 @@ pub struct TrainingSection {
     /// and 10% slower steps for MiniLM at 256 tokens on 2 cores).
     #[serde(default)]
     pub low_memory: bool,
+    /// Where the training graphs run: `cpu`, `cuda` or `cuda:N`. Not part of
+    /// what a checkpoint must match: a run may resume on another device.
+    #[serde(default, with = "device_string", skip_serializing_if = "is_cpu")]
+    pub device: Device,
+}
+
+fn is_cpu(d: &Device) -> bool {
+    *d == Device::Cpu
+}
+
+/// A device as its string (`cpu`, `cuda:0`) in TOML.
+mod device_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::runtime::Device;
+
+    pub fn serialize<S: Serializer>(d: &Device, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(d)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Device, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 impl Default for TrainingSection {
@@ -214,6 +240,7 @@ impl Default for TrainingSection {
             freeze_embeddings: false,
             skip_bad_lines: false,
             low_memory: false,
+            device: Device::Cpu,
         }
     }
 }
@@ -328,6 +355,19 @@ impl Recipe {
     /// The recipe as TOML text (recorded in checkpoints).
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_default()
+    }
+
+    /// Whether a checkpoint written under the recipe `saved` (its TOML) may
+    /// continue under this one: the same recipe, except for the device, which
+    /// says where the run happens rather than what it computes.
+    pub fn resumes(&self, saved: &str) -> bool {
+        let on_cpu = |r: &Recipe| {
+            let mut r = r.clone();
+            r.training.device = Device::Cpu;
+            r.to_toml()
+        };
+        Recipe::parse(saved, "the checkpoint's recipe", &[])
+            .is_ok_and(|r| on_cpu(&r) == on_cpu(self))
     }
 }
 
@@ -455,5 +495,42 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn device_is_parsed_and_named_when_wrong() {
+        let r = Recipe::parse(BASE, "r", &[]).expect("parse");
+        assert_eq!(r.training.device, Device::Cpu);
+        // A CPU recipe serialises as before the device existed, so the
+        // recipes saved in older checkpoints still match.
+        assert!(!r.to_toml().contains("device"), "{}", r.to_toml());
+        for (text, want) in [
+            ("cuda", Device::Cuda(0)),
+            ("cuda:2", Device::Cuda(2)),
+            ("cpu", Device::Cpu),
+        ] {
+            let r = Recipe::parse(BASE, "r", &[format!("training.device={text}")]).expect(text);
+            assert_eq!(r.training.device, want);
+            let again = Recipe::parse(&r.to_toml(), "again", &[]).expect("round trip");
+            assert_eq!(again.training.device, want);
+        }
+        for bad in ["tpu", "cuda:", "cuda:-1", "cuda:x"] {
+            let err = Recipe::parse(BASE, "r.toml", &[format!("training.device={bad}")])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("r.toml") && err.contains(bad), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_resumes_on_another_device_but_not_another_recipe() {
+        let cpu = Recipe::parse(BASE, "r", &[]).expect("parse");
+        let gpu = Recipe::parse(BASE, "r", &["training.device=cuda:1".into()]).expect("parse");
+        assert!(cpu.resumes(&gpu.to_toml()));
+        assert!(gpu.resumes(&cpu.to_toml()));
+        assert!(cpu.resumes(&cpu.to_toml()));
+        let other = Recipe::parse(BASE, "r", &["optimizer.lr=2e-5".into()]).expect("parse");
+        assert!(!other.resumes(&cpu.to_toml()));
+        assert!(!cpu.resumes("not toml ["));
     }
 }

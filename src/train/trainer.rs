@@ -487,6 +487,7 @@ impl Trainer {
             options: RunnerOptions {
                 threads: recipe.training.threads,
                 low_memory: recipe.training.low_memory,
+                device: recipe.training.device,
                 ..Default::default()
             },
         })?;
@@ -809,7 +810,7 @@ impl Trainer {
         let inputs = self.pair_inputs(&pairs.iter().collect::<Vec<_>>())?;
         let out = self.engine.forward_backward(inputs, &[LOSS])?;
         let loss = out[0].iter().next().copied().unwrap_or(f32::NAN) as f64;
-        Ok((loss, self.engine.read_grads()))
+        Ok((loss, self.engine.read_grads()?))
     }
 
     /// Chosen and rejected rewards of `pairs` under the current parameters,
@@ -979,8 +980,8 @@ impl Trainer {
             &Checkpoint {
                 state: self.state.clone(),
                 recipe: self.recipe.to_toml(),
-                params: self.engine.read_params(),
-                optimizer: self.engine.read_state(),
+                params: self.engine.read_params()?,
+                optimizer: self.engine.read_state()?,
             },
         )
     }
@@ -989,7 +990,7 @@ impl Trainer {
     /// data position. The recipe must be the one the checkpoint was made with.
     pub fn resume(&mut self, dir: &Path) -> Result<()> {
         let ck = checkpoint::load(dir)?;
-        if ck.recipe != self.recipe.to_toml() {
+        if !self.recipe.resumes(&ck.recipe) {
             return Err(Error::InvalidArgument(format!(
                 "{}: the checkpoint was made with a different recipe",
                 dir.display()
@@ -1004,7 +1005,7 @@ impl Trainer {
     /// for BERT-family backbones unless the recipe asks for a portable graph
     /// (`model.portable`), standard ops otherwise.
     pub fn inference_model(&self) -> Result<ModelProto> {
-        let model = self.standard_inference_model();
+        let model = self.standard_inference_model()?;
         if self.recipe.model.portable || self.backbone.is_decoder() {
             return Ok(model);
         }
@@ -1019,10 +1020,10 @@ impl Trainer {
 
     /// The standard-op inference graph the training graphs were derived
     /// from, with the current weights.
-    pub fn standard_inference_model(&self) -> ModelProto {
+    pub fn standard_inference_model(&self) -> Result<ModelProto> {
         let mut model = self.graphs_inference.clone();
         let params: std::collections::HashMap<String, Vec<f32>> =
-            self.engine.read_params().into_iter().collect();
+            self.engine.read_params()?.into_iter().collect();
         if let Some(g) = model.graph.as_mut() {
             for t in g.initializer.iter_mut() {
                 if let Some(v) = params.get(t.name()) {
@@ -1031,7 +1032,7 @@ impl Trainer {
                 }
             }
         }
-        model
+        Ok(model)
     }
 
     /// Write the bundle files into `out` (model, tokenizer, then manifest).
