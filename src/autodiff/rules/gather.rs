@@ -38,7 +38,7 @@ pub fn gather(
         e.op("Where", &[&neg, &wrapped, idx], vec![])
     };
     if ax == 0 {
-        let out = scatter_add_rows(e, data, &idx, g);
+        let out = scatter_add_rows(e, data, r, &idx, g);
         return Ok(vec![Some(out), None]);
     }
     // Move the gathered axis to the front, scatter, and move it back.
@@ -54,7 +54,7 @@ pub fn gather(
         vec![("perm", Attr::Ints(dperm.clone()))],
     );
     let g_t = e.op("Transpose", &[g], vec![("perm", Attr::Ints(gperm))]);
-    let scattered = scatter_add_rows(e, &data_t, &idx, &g_t);
+    let scattered = scatter_add_rows(e, &data_t, r, &idx, &g_t);
     let mut inv = vec![0i64; r];
     for (i, &p) in dperm.iter().enumerate() {
         inv[p as usize] = i as i64;
@@ -65,17 +65,25 @@ pub fn gather(
     ])
 }
 
-/// Zeros shaped like `data` (`[V, rest..]`) with the rows of `g`
+/// Zeros shaped like `data` (`[V, rest..]`, of rank `rank`) with the rows of `g`
 /// (`idx.shape ++ rest`) added at row `idx` (non-negative indices).
 ///
 /// Everything is flattened to two dimensions: `[V, R]` zeros, `[N, R]`
 /// updates and the `[N, 1]` indices expanded to `[N, R]`, so one
 /// `ScatterElements` (axis 0, add) does it; the result is reshaped back.
-fn scatter_add_rows(e: &mut Emit<'_>, data: &str, idx: &str, g: &str) -> String {
-    let data_shape = e.op("Shape", &[data], vec![]);
+///
+/// An embedding table is already two-dimensional: it skips both reshapes of
+/// the table-sized tensors, so the scatter writes the gradient itself (the
+/// reshape back was a full copy of the table per step).
+fn scatter_add_rows(e: &mut Emit<'_>, data: &str, rank: usize, idx: &str, g: &str) -> String {
+    let flat = rank == 2;
     let zeros = e.zeros_like(data);
-    let rows_by_rest = e.i64s(&[0, -1]);
-    let zeros2 = e.op("Reshape", &[&zeros, &rows_by_rest], vec![]);
+    let zeros2 = if flat {
+        zeros
+    } else {
+        let rows_by_rest = e.i64s(&[0, -1]);
+        e.op("Reshape", &[&zeros, &rows_by_rest], vec![])
+    };
     let shape2 = e.op("Shape", &[&zeros2], vec![]);
     let (one, two) = (e.i64s(&[1]), e.i64s(&[2]));
     let rest = e.op("Slice", &[&shape2, &one, &two], vec![]);
@@ -94,5 +102,9 @@ fn scatter_add_rows(e: &mut Emit<'_>, data: &str, idx: &str, g: &str) -> String 
             ("reduction", Attr::String("add".into())),
         ],
     );
+    if flat {
+        return out2;
+    }
+    let data_shape = e.op("Shape", &[data], vec![]);
     e.op("Reshape", &[&out2, &data_shape], vec![])
 }
