@@ -105,30 +105,57 @@ fn assert_same_params(a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]) {
 fn killed_again_and_again_then_resumed_equals_uninterrupted() {
     let s = Setup::new();
     let straight = s.path("straight");
+    // The uninterrupted run, timed: start-up (until its first checkpoint
+    // exists) and the whole run.
     let started = std::time::Instant::now();
-    let out = s.train(&straight).output().expect("run");
+    let mut child = s.train(&straight).spawn().expect("run");
+    let mut startup = None;
+    let status = loop {
+        if startup.is_none() && has_checkpoint(&straight) {
+            startup = Some(started.elapsed());
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
     let full = started.elapsed();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read stderr");
+    assert!(status.success(), "{err}");
     let want = final_params(&straight);
 
     let crashed = s.path("crashed");
-    // Deterministic "random" delays from a small LCG, 8% to 30% of an
-    // uninterrupted run, so that however fast the machine is, several runs
-    // are killed: some in start-up, most in steps and checkpoint writes.
+    // Deterministic "random" delays from a small LCG: from 75% of the
+    // start-up to a twelfth of the way through the steps after it, so that
+    // however the machine splits its time between start-up and steps,
+    // several runs are killed: some in start-up, most in steps and
+    // checkpoint writes.
     let full_ms = full.as_millis().max(100) as u64;
+    let startup_ms = startup.unwrap_or(full).as_millis() as u64;
+    let (lo, span) = (
+        startup_ms * 3 / 4,
+        (full_ms.saturating_sub(startup_ms) / 12).max(1),
+    );
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
     let mut kills = 0;
     let mut steps_seen = Vec::new();
     let mut finished = false;
+    // A resumed run starts up slower than a fresh one (it loads the
+    // checkpoint) and the machine may be busy: while kills make no progress,
+    // each waits a fifth of the start-up longer than the last.
+    let mut extra = 0;
     for _ in 0..30 {
         x = x
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let delay = full_ms * 8 / 100 + (x >> 33) % (full_ms * 22 / 100).max(1);
+        let delay = lo + extra + (x >> 33) % span;
         let mut child = s.train(&crashed).spawn().expect("spawn");
         std::thread::sleep(Duration::from_millis(delay));
         if let Some(status) = child.try_wait().expect("wait") {
@@ -148,9 +175,15 @@ fn killed_again_and_again_then_resumed_equals_uninterrupted() {
         child.wait().expect("reap");
         kills += 1;
         // Whatever moment the kill hit, the last checkpoint loads.
+        let before = steps_seen.last().copied();
         if has_checkpoint(&crashed) {
             let ck = checkpoint::load(&crashed).expect("a loadable checkpoint after SIGKILL");
             steps_seen.push(ck.state.step);
+        }
+        if steps_seen.last().copied() == before {
+            extra += startup_ms / 5;
+        } else {
+            extra /= 2;
         }
     }
     if !finished {
@@ -166,8 +199,8 @@ fn killed_again_and_again_then_resumed_equals_uninterrupted() {
         "only {kills} kills landed: the runs are too short"
     );
     eprintln!(
-        "{kills} kills (an uninterrupted run takes {full_ms} ms; checkpointed steps after \
-         each kill: {steps_seen:?}), then resumed to the end"
+        "{kills} kills (an uninterrupted run takes {full_ms} ms, {startup_ms} ms to its first \
+         checkpoint; checkpointed steps after each kill: {steps_seen:?}), then resumed to the end"
     );
     // The kills must land during training, not only in start-up.
     let distinct: std::collections::BTreeSet<_> = steps_seen.iter().collect();

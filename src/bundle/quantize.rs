@@ -91,7 +91,7 @@ pub fn quantize_int8(src: &Path, out: &Path, overwrite: bool) -> Result<(Bundle,
         let config = bundle.dir().join(super::MANIFEST_FILE);
         let backbone = Backbone::from_json(&manifest.architecture.config, &config)?;
         model = backbone.rebuild(
-            &model,
+            model,
             &bundle.model_path(),
             manifest.pooling,
             Some(manifest.max_length),

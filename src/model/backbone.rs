@@ -119,16 +119,18 @@ impl Backbone {
     /// Build the graph again from the weights of `model`, a graph this
     /// backbone built: with ONNX Runtime's fused ops (`fused`, BERT-family
     /// only; decoders keep standard ops) or standard ops only. `path` names
-    /// the model in errors.
+    /// the model in errors. `model` is consumed, and freed before the new
+    /// graph is built, so the weights are held twice at most, not three times.
     pub fn rebuild(
         &self,
-        model: &ModelProto,
+        model: ModelProto,
         path: &Path,
         pooling: Pooling,
         max_length: Option<usize>,
         fused: bool,
     ) -> Result<ModelProto> {
-        let (mut weights, head) = Weights::from_model(model, path)?;
+        let (mut weights, head) = Weights::from_model(&model, path)?;
+        drop(model);
         Ok(self
             .build_with(
                 &mut weights,

@@ -366,18 +366,55 @@ impl Weights {
 
 /// Write tensors as a safetensors file (f32), atomically.
 pub fn write_safetensors(path: &Path, tensors: &[(String, Weight)]) -> Result<()> {
-    let bytes: Vec<Vec<u8>> = tensors
+    let views: Vec<(&str, &[usize], &[f32])> = tensors
         .iter()
-        .map(|(_, w)| w.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .map(|(n, w)| (n.as_str(), w.shape.as_slice(), w.data.as_slice()))
         .collect();
-    let mut views = Vec::with_capacity(tensors.len());
-    for ((name, w), b) in tensors.iter().zip(&bytes) {
-        let view = safetensors::tensor::TensorView::new(Dtype::F32, w.shape.clone(), b)
-            .map_err(|e| Error::Internal(format!("tensor {name}: {e}")))?;
-        views.push((name.clone(), view));
+    write_f32_safetensors(path, &views)
+}
+
+/// Write float32 tensors `(name, shape, values)` as a safetensors file,
+/// atomically, streaming the values to the file: no copy of the tensors is
+/// made in memory (a checkpoint's optimizer state is twice the model).
+pub fn write_f32_safetensors(path: &Path, tensors: &[(&str, &[usize], &[f32])]) -> Result<()> {
+    use std::io::Write;
+    let mut header = serde_json::Map::new();
+    let mut offset = 0usize;
+    for (name, shape, data) in tensors {
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::Internal(format!(
+                "tensor {name}: {} values for shape {shape:?}",
+                data.len()
+            )));
+        }
+        if header.contains_key(*name) {
+            return Err(Error::Internal(format!("tensor {name} named twice")));
+        }
+        let end = offset + 4 * n;
+        header.insert(
+            name.to_string(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
     }
-    let out = safetensors::serialize(views, None).map_err(|e| Error::Internal(e.to_string()))?;
-    crate::onnx::io::write_atomic(path, &out)
+    let mut text = serde_json::to_vec(&header).map_err(|e| Error::Internal(e.to_string()))?;
+    // The data starts 8-byte aligned: the header is padded with spaces.
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    crate::onnx::io::write_atomic_with(path, |f| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        w.write_all(&(text.len() as u64).to_le_bytes())?;
+        w.write_all(&text)?;
+        let mut chunk = Vec::with_capacity(1 << 16);
+        for (_, _, data) in tensors {
+            for part in data.chunks(1 << 14) {
+                chunk.clear();
+                chunk.extend(part.iter().flat_map(|v| v.to_le_bytes()));
+                w.write_all(&chunk)?;
+            }
+        }
+        w.flush()
+    })
 }
 
 #[cfg(test)]
@@ -419,5 +456,36 @@ mod tests {
             .expect("take");
         assert_eq!(got, w);
         assert!(!weights.has("a.weight"));
+    }
+
+    #[test]
+    fn streamed_files_read_back_with_the_safetensors_crate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.safetensors");
+        let big: Vec<f32> = (0..40_000).map(|i| i as f32 * 0.5 - 7.0).collect();
+        let tensors: Vec<(&str, &[usize], &[f32])> = vec![
+            ("z.big", &[200, 200], &big),
+            ("a.small", &[3], &[1.5, -2.0, f32::MIN_POSITIVE]),
+            ("m.empty", &[0, 4], &[]),
+        ];
+        write_f32_safetensors(&path, &tensors).expect("write");
+        let bytes = std::fs::read(&path).expect("read");
+        let header_len = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+        assert_eq!((8 + header_len) % 8, 0, "data is 8-byte aligned");
+        let st = SafeTensors::deserialize(&bytes).expect("a valid safetensors file");
+        assert_eq!(st.len(), 3);
+        for (name, shape, data) in &tensors {
+            let t = st.tensor(name).expect(name);
+            assert_eq!(t.dtype(), Dtype::F32);
+            assert_eq!(t.shape(), *shape);
+            let got: Vec<f32> = t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            assert_eq!(&got, data, "{name}");
+        }
+        let err = write_f32_safetensors(&path, &[("x", &[2], &[1.0])]).unwrap_err();
+        assert!(err.to_string().contains("1 values for shape [2]"), "{err}");
     }
 }

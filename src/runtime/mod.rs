@@ -10,4 +10,4 @@ mod train;
 
 pub use library::{environment, ort_library_candidates, ORT_LIB_ENV, ORT_VERSION};
 pub use session::{Device, ModelRunner, RunnerOptions, TensorData, TensorInput};
-pub use train::{NamedValues, ParamInit, TrainingEngine, TrainingSpec};
+pub use train::{NamedValues, ParamInit, ParamView, StateView, TrainingEngine, TrainingSpec};

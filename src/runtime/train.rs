@@ -9,6 +9,7 @@
 //! in GPU memory; only the batch goes in, and the losses, rewards and the
 //! gradient norm come out, each step.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use ndarray::ArrayD;
@@ -22,6 +23,11 @@ use crate::error::{Error, Result};
 
 /// Tensors by name, copied out of ONNX Runtime.
 pub type NamedValues = Vec<(String, Vec<f32>)>;
+/// A parameter's name and values, borrowed from host memory where they live
+/// there.
+pub type ParamView<'a> = (&'a str, Cow<'a, [f32]>);
+/// An optimizer state tensor: `(kind, parameter, values)`, borrowed likewise.
+pub type StateView<'a> = (&'a str, &'a str, Cow<'a, [f32]>);
 
 /// A parameter and its starting value.
 #[derive(Debug, Clone)]
@@ -270,13 +276,14 @@ fn alloc(
     }
 }
 
-/// Host copy of a tensor's values, wherever it lives.
-fn to_host(t: &Tensor<f32>) -> Result<Vec<f32>> {
+/// A tensor's values in host memory: borrowed where it lives there, copied
+/// from the device otherwise.
+fn host_view(t: &Tensor<f32>) -> Result<Cow<'_, [f32]>> {
     if t.memory_info().allocation_device() == AllocationDevice::CPU {
-        return Ok(t.extract_tensor().1.to_vec());
+        return Ok(Cow::Borrowed(t.extract_tensor().1));
     }
     let host = t.to(AllocationDevice::CPU, 0)?;
-    Ok(host.extract_tensor().1.to_vec())
+    Ok(Cow::Owned(host.extract_tensor().1.to_vec()))
 }
 
 /// Overwrite a tensor's values, wherever it lives.
@@ -546,10 +553,20 @@ impl TrainingEngine {
 
     /// Copy the current parameters out (for checkpoints and bundles).
     pub fn read_params(&self) -> Result<NamedValues> {
+        Ok(self
+            .param_views()?
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v.into_owned()))
+            .collect())
+    }
+
+    /// The current parameters by name, borrowed where they live in host
+    /// memory (copied from the GPU otherwise).
+    pub fn param_views(&self) -> Result<Vec<ParamView<'_>>> {
         self.names
             .iter()
             .zip(&self.params[self.cur])
-            .map(|(n, t)| Ok((n.clone(), to_host(t)?)))
+            .map(|(n, t)| Ok((n.as_str(), host_view(t)?)))
             .collect()
     }
 
@@ -558,19 +575,29 @@ impl TrainingEngine {
         self.names
             .iter()
             .zip(&self.grads)
-            .map(|(n, t)| Ok((n.clone(), to_host(t)?)))
+            .map(|(n, t)| Ok((n.clone(), host_view(t)?.into_owned())))
             .collect()
     }
 
     /// Copy the current optimizer state out: `(kind, param, values)`.
     pub fn read_state(&self) -> Result<Vec<(String, String, Vec<f32>)>> {
+        Ok(self
+            .state_views()?
+            .into_iter()
+            .map(|(k, n, v)| (k.to_string(), n.to_string(), v.into_owned()))
+            .collect())
+    }
+
+    /// The current optimizer state as `(kind, param, values)`, borrowed where
+    /// it lives in host memory (copied from the GPU otherwise).
+    pub fn state_views(&self) -> Result<Vec<StateView<'_>>> {
         let mut out = Vec::new();
         for (k, kind) in self.state_kinds.iter().enumerate() {
             for (i, name) in self.names.iter().enumerate() {
                 out.push((
-                    kind.clone(),
-                    name.clone(),
-                    to_host(&self.states[self.cur][k][i])?,
+                    kind.as_str(),
+                    name.as_str(),
+                    host_view(&self.states[self.cur][k][i])?,
                 ));
             }
         }

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::weights::{write_safetensors, Weight, Weights};
+use crate::model::weights::{write_f32_safetensors, Weights};
 
 /// Where a run stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,45 +54,67 @@ const DIR: &str = "checkpoint";
 const PARTIAL: &str = "checkpoint.partial";
 const PREV: &str = "checkpoint.prev";
 
-fn flat(values: &[f32]) -> Weight {
-    Weight {
-        shape: vec![values.len()],
-        data: values.to_vec(),
-    }
-}
-
 /// Write a checkpoint into `out/checkpoint`, crash-safely.
 pub fn save(out: &Path, ck: &Checkpoint) -> Result<()> {
+    let params: Vec<(&str, &[f32])> = ck
+        .params
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_slice()))
+        .collect();
+    let optimizer: Vec<(&str, &str, &[f32])> = ck
+        .optimizer
+        .iter()
+        .map(|(k, n, v)| (k.as_str(), n.as_str(), v.as_slice()))
+        .collect();
+    save_views(out, &ck.state, &ck.recipe, &params, &optimizer)
+}
+
+/// [`save`] from borrowed values: the parameters `(name, values)` and the
+/// optimizer state `(kind, parameter, values)` are streamed to the files
+/// with no copy (a trainer on the CPU passes views of its live buffers).
+pub fn save_views(
+    out: &Path,
+    state: &TrainState,
+    recipe: &str,
+    params: &[(&str, &[f32])],
+    optimizer: &[(&str, &str, &[f32])],
+) -> Result<()> {
     let partial = out.join(PARTIAL);
     let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(&partial).map_err(|e| Error::io(&partial, e))?;
-    let params: Vec<(String, Weight)> = ck
-        .params
+    // Tensors are stored flat; their shapes are the graphs'.
+    let shapes: Vec<[usize; 1]> = params.iter().map(|(_, v)| [v.len()]).collect();
+    let tensors: Vec<(&str, &[usize], &[f32])> = params
         .iter()
-        .map(|(n, v)| (n.clone(), flat(v)))
+        .zip(&shapes)
+        .map(|((n, v), s)| (*n, s.as_slice(), *v))
         .collect();
-    write_safetensors(&partial.join("params.safetensors"), &params)?;
-    let opt: Vec<(String, Weight)> = ck
-        .optimizer
+    write_f32_safetensors(&partial.join("params.safetensors"), &tensors)?;
+    let names: Vec<String> = optimizer
         .iter()
-        .map(|(k, n, v)| (format!("{k}/{n}"), flat(v)))
+        .map(|(k, n, _)| format!("{k}/{n}"))
         .collect();
-    write_safetensors(&partial.join("optimizer.safetensors"), &opt)?;
+    let shapes: Vec<[usize; 1]> = optimizer.iter().map(|(_, _, v)| [v.len()]).collect();
+    let tensors: Vec<(&str, &[usize], &[f32])> = optimizer
+        .iter()
+        .zip(names.iter().zip(&shapes))
+        .map(|((_, _, v), (n, s))| (n.as_str(), s.as_slice(), *v))
+        .collect();
+    write_f32_safetensors(&partial.join("optimizer.safetensors"), &tensors)?;
     let mut kinds: Vec<String> = Vec::new();
-    for (k, _, _) in &ck.optimizer {
-        if !kinds.contains(k) {
-            kinds.push(k.clone());
+    for (k, _, _) in optimizer {
+        if !kinds.iter().any(|x| x == k) {
+            kinds.push(k.to_string());
         }
     }
     let meta = Meta {
         format: "rewardkit-checkpoint".into(),
         version: 1,
-        state: ck.state.clone(),
-        recipe: ck.recipe.clone(),
-        params: ck
-            .params
+        state: state.clone(),
+        recipe: recipe.to_string(),
+        params: params
             .iter()
-            .map(|(n, v)| (n.clone(), vec![v.len()]))
+            .map(|(n, v)| (n.to_string(), vec![v.len()]))
             .collect(),
         state_kinds: kinds,
     };

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use ndarray::{Array1, Array2};
 
-use super::checkpoint::{self, Checkpoint, TrainState};
+use super::checkpoint::{self, TrainState};
 use super::data::{read_pairs, read_ratings, BadLines, DataSummary, Pair, Rating};
 use super::graphs::{
     build_training_graphs, Freeze, Objective, TrainGraphs, CHOSEN, LOSS, REJECTED, SCORES_OUT,
@@ -98,6 +98,22 @@ pub struct TrainOutcome {
     pub last_loss: f64,
     pub eval: Option<EvalMetrics>,
     pub stopped_early: bool,
+}
+
+/// `model` with the values of the initializers named in `names` dropped
+/// (kept: their names, types and dims).
+fn without_values(mut model: ModelProto, names: &std::collections::HashSet<String>) -> ModelProto {
+    for t in model
+        .graph
+        .iter_mut()
+        .flat_map(|g| g.initializer.iter_mut())
+    {
+        if names.contains(t.name()) {
+            t.raw_data = None;
+            t.float_data = Vec::new();
+        }
+    }
+    model
 }
 
 /// A training job.
@@ -472,6 +488,10 @@ impl Trainer {
         if accumulate_model.is_some() {
             scalars.push(GRAD_SCALE.to_string());
         }
+        // The trained weights live in the engine; the inference graph keeps
+        // only their names and shapes until a bundle is written.
+        let trained: std::collections::HashSet<String> =
+            graphs.params.iter().map(|p| p.name.clone()).collect();
         let engine = TrainingEngine::new(&TrainingSpec {
             accumulate_model,
             train_model: paths[0].clone(),
@@ -517,7 +537,7 @@ impl Trainer {
             },
             recipe,
             engine,
-            graphs_inference: graphs.inference,
+            graphs_inference: without_values(graphs.inference, &trained),
             tokenizer,
             tokenizer_json,
             config_json,
@@ -975,15 +995,14 @@ impl Trainer {
 
     /// Write a checkpoint (parameters, optimizer state, position) into `out/checkpoint`.
     pub fn save_checkpoint(&self, out: &Path) -> Result<()> {
-        checkpoint::save(
-            out,
-            &Checkpoint {
-                state: self.state.clone(),
-                recipe: self.recipe.to_toml(),
-                params: self.engine.read_params()?,
-                optimizer: self.engine.read_state()?,
-            },
-        )
+        // Views of the engine's buffers: on the CPU the checkpoint is written
+        // straight from them, with no copy of the model or its state.
+        let params = self.engine.param_views()?;
+        let state = self.engine.state_views()?;
+        let params: Vec<(&str, &[f32])> = params.iter().map(|(n, v)| (*n, v.as_ref())).collect();
+        let state: Vec<(&str, &str, &[f32])> =
+            state.iter().map(|(k, n, v)| (*k, *n, v.as_ref())).collect();
+        checkpoint::save_views(out, &self.state, &self.recipe.to_toml(), &params, &state)
     }
 
     /// Continue from the checkpoint in `dir`: parameters, optimizer state and
@@ -1010,7 +1029,7 @@ impl Trainer {
             return Ok(model);
         }
         self.backbone.rebuild(
-            &model,
+            model,
             Path::new("the trained model"),
             self.pooling,
             Some(self.tokenizer.max_length()),
@@ -1022,15 +1041,21 @@ impl Trainer {
     /// from, with the current weights.
     pub fn standard_inference_model(&self) -> Result<ModelProto> {
         let mut model = self.graphs_inference.clone();
-        let params: std::collections::HashMap<String, Vec<f32>> =
+        let mut params: std::collections::HashMap<String, Vec<f32>> =
             self.engine.read_params()?.into_iter().collect();
         if let Some(g) = model.graph.as_mut() {
             for t in g.initializer.iter_mut() {
-                if let Some(v) = params.get(t.name()) {
+                // Each parameter's host copy is freed once it is in the model.
+                if let Some(v) = params.remove(t.name()) {
                     t.raw_data = Some(v.iter().flat_map(|x| x.to_le_bytes()).collect());
                     t.float_data.clear();
                 }
             }
+        }
+        if let Some(name) = params.keys().next() {
+            return Err(Error::Internal(format!(
+                "trained parameter {name} is not an initializer of the inference graph"
+            )));
         }
         Ok(model)
     }
