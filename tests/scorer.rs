@@ -10,6 +10,14 @@ fn split(pairs: &[(String, String)]) -> (Vec<&str>, Vec<&str>) {
     pairs.iter().map(|(p, r)| (p.as_str(), r.as_str())).unzip()
 }
 
+/// The scores of `bundle` (default options) for the pairs, in one call.
+fn scores_of(bundle: &std::path::Path, prompts: &[&str], responses: &[&str]) -> Vec<f32> {
+    Scorer::open(bundle, ScorerOptions::default())
+        .expect("open")
+        .score_batch(prompts, responses)
+        .expect("scores")
+}
+
 #[test]
 fn batch_scores_equal_single_scores_in_input_order() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -346,14 +354,8 @@ fn fused_encoder_bundles_quantize_every_matmul() {
     );
     let pairs = common::pairs();
     let (prompts, responses) = split(&pairs);
-    let a = Scorer::open(&float, ScorerOptions::default())
-        .expect("float")
-        .score_batch(&prompts, &responses)
-        .expect("float scores");
-    let b = Scorer::open(&q, ScorerOptions::default())
-        .expect("int8")
-        .score_batch(&prompts, &responses)
-        .expect("int8 scores");
+    let a = scores_of(&float, &prompts, &responses);
+    let b = scores_of(&q, &prompts, &responses);
     let spread = a.iter().fold(0f32, |m, v| m.max(v.abs()));
     for (x, y) in a.iter().zip(&b) {
         assert!(
@@ -394,14 +396,8 @@ fn fp16_bundles_score_like_fp32_within_half_precision() {
             size(&half),
             size(&full)
         );
-        let a = Scorer::open(&full, ScorerOptions::default())
-            .expect("open fp32")
-            .score_batch(&prompts, &responses)
-            .expect("fp32 scores");
-        let b = Scorer::open(&half, ScorerOptions::default())
-            .expect("open fp16")
-            .score_batch(&prompts, &responses)
-            .expect("fp16 scores");
+        let a = scores_of(&full, &prompts, &responses);
+        let b = scores_of(&half, &prompts, &responses);
         let largest = a.iter().fold(1.0f32, |m, x| m.max(x.abs()));
         let worst = a
             .iter()

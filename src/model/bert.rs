@@ -6,12 +6,12 @@
 //! time), so a graph maps back onto its checkpoint one to one.
 
 use crate::error::{Error, Result};
-use crate::onnx::builder::{model, Attr, Dim, GraphBuilder};
+use crate::onnx::builder::{model, tensor_as, Attr, Dim, GraphBuilder};
 use crate::onnx::proto::data_type::{FLOAT, INT32, INT64};
 use crate::onnx::ModelProto;
 
 use super::config::{Activation, BertConfig, Pooling};
-use super::decoder::{tensor_as, Precision};
+use super::decoder::Precision;
 use super::head::RewardHead;
 use super::weights::Weights;
 

@@ -21,7 +21,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::onnx::builder::{model, tensor_f32, Attr, Dim, GraphBuilder};
+use crate::onnx::builder::{model, tensor_as, Attr, Dim, GraphBuilder};
 use crate::onnx::proto::data_type::{FLOAT, INT64};
 use crate::onnx::ModelProto;
 
@@ -547,27 +547,6 @@ impl Precision {
             Precision::BF16 => crate::onnx::proto::data_type::BFLOAT16,
         }
     }
-}
-
-/// An initializer of `values` stored as `dt` (float or float16).
-pub(crate) fn tensor_as(
-    name: &str,
-    dims: &[i64],
-    values: &[f32],
-    dt: i32,
-) -> crate::onnx::TensorProto {
-    let raw: Vec<u8> = match dt {
-        crate::onnx::proto::data_type::FLOAT16 => values
-            .iter()
-            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-            .collect(),
-        crate::onnx::proto::data_type::BFLOAT16 => values
-            .iter()
-            .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
-            .collect(),
-        _ => return tensor_f32(name, dims, values),
-    };
-    crate::onnx::builder::tensor_raw(name, dt, dims, raw)
 }
 
 /// What to build besides the standard `scores` output.

@@ -94,6 +94,23 @@ pub fn tensor_f32(name: &str, dims: &[i64], values: &[f32]) -> TensorProto {
     tensor_raw(name, data_type::FLOAT, dims, raw)
 }
 
+/// A `TensorProto` of `values` stored as element type `dt`: float16 or
+/// bfloat16 (rounded to nearest), float32 otherwise.
+pub fn tensor_as(name: &str, dims: &[i64], values: &[f32], dt: i32) -> TensorProto {
+    let raw: Vec<u8> = match dt {
+        data_type::FLOAT16 => values
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect(),
+        data_type::BFLOAT16 => values
+            .iter()
+            .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+            .collect(),
+        _ => return tensor_f32(name, dims, values),
+    };
+    tensor_raw(name, dt, dims, raw)
+}
+
 /// Make a `TensorProto` holding `i64` values in `raw_data`.
 pub fn tensor_i64(name: &str, dims: &[i64], values: &[i64]) -> TensorProto {
     let mut raw = Vec::with_capacity(values.len() * 8);

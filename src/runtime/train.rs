@@ -166,8 +166,9 @@ pub struct TrainingEngine {
     eval_dynamic: Vec<String>,
     cpu: MemoryInfo<'static>,
     accum: Option<Accumulator>,
-    /// Allocates parameters and state on the GPU (`None` on the CPU).
-    device: Option<Allocator>,
+    /// Allocates parameters and state on the GPU (`None` on the CPU); held
+    /// only so that it outlives them.
+    _device: Option<Allocator>,
     train: Session,
     optim: Session,
     eval: Session,
@@ -450,16 +451,11 @@ impl TrainingEngine {
             eval_dynamic: eval_outputs,
             cpu,
             accum,
-            device,
+            _device: device,
             train,
             optim,
             eval,
         })
-    }
-
-    /// Where the parameters live.
-    pub fn on_device(&self) -> bool {
-        self.device.is_some()
     }
 
     /// Run the training graph on `batch` and return `fetch` outputs without

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::weights::{write_f32_safetensors, Weights};
+use crate::runtime::{ParamView, StateView};
 
 /// Where a run stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,30 +55,16 @@ const DIR: &str = "checkpoint";
 const PARTIAL: &str = "checkpoint.partial";
 const PREV: &str = "checkpoint.prev";
 
-/// Write a checkpoint into `out/checkpoint`, crash-safely.
-pub fn save(out: &Path, ck: &Checkpoint) -> Result<()> {
-    let params: Vec<(&str, &[f32])> = ck
-        .params
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_slice()))
-        .collect();
-    let optimizer: Vec<(&str, &str, &[f32])> = ck
-        .optimizer
-        .iter()
-        .map(|(k, n, v)| (k.as_str(), n.as_str(), v.as_slice()))
-        .collect();
-    save_views(out, &ck.state, &ck.recipe, &params, &optimizer)
-}
-
-/// [`save`] from borrowed values: the parameters `(name, values)` and the
-/// optimizer state `(kind, parameter, values)` are streamed to the files
-/// with no copy (a trainer on the CPU passes views of its live buffers).
-pub fn save_views(
+/// Write a checkpoint into `out/checkpoint`, crash-safely: the parameters
+/// and the optimizer state `(kind, parameter, values)` are streamed to the
+/// files from the views given (on the CPU, the engine's live buffers), with
+/// no copy.
+pub fn save(
     out: &Path,
     state: &TrainState,
     recipe: &str,
-    params: &[(&str, &[f32])],
-    optimizer: &[(&str, &str, &[f32])],
+    params: &[ParamView<'_>],
+    optimizer: &[StateView<'_>],
 ) -> Result<()> {
     let partial = out.join(PARTIAL);
     let _ = std::fs::remove_dir_all(&partial);
@@ -87,7 +74,7 @@ pub fn save_views(
     let tensors: Vec<(&str, &[usize], &[f32])> = params
         .iter()
         .zip(&shapes)
-        .map(|((n, v), s)| (*n, s.as_slice(), *v))
+        .map(|((n, v), s)| (*n, s.as_slice(), v.as_ref()))
         .collect();
     write_f32_safetensors(&partial.join("params.safetensors"), &tensors)?;
     let names: Vec<String> = optimizer
@@ -98,7 +85,7 @@ pub fn save_views(
     let tensors: Vec<(&str, &[usize], &[f32])> = optimizer
         .iter()
         .zip(names.iter().zip(&shapes))
-        .map(|((_, _, v), (n, s))| (n.as_str(), s.as_slice(), *v))
+        .map(|((_, _, v), (n, s))| (n.as_str(), s.as_slice(), v.as_ref()))
         .collect();
     write_f32_safetensors(&partial.join("optimizer.safetensors"), &tensors)?;
     let mut kinds: Vec<String> = Vec::new();

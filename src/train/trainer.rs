@@ -995,14 +995,15 @@ impl Trainer {
 
     /// Write a checkpoint (parameters, optimizer state, position) into `out/checkpoint`.
     pub fn save_checkpoint(&self, out: &Path) -> Result<()> {
-        // Views of the engine's buffers: on the CPU the checkpoint is written
-        // straight from them, with no copy of the model or its state.
-        let params = self.engine.param_views()?;
-        let state = self.engine.state_views()?;
-        let params: Vec<(&str, &[f32])> = params.iter().map(|(n, v)| (*n, v.as_ref())).collect();
-        let state: Vec<(&str, &str, &[f32])> =
-            state.iter().map(|(k, n, v)| (*k, *n, v.as_ref())).collect();
-        checkpoint::save_views(out, &self.state, &self.recipe.to_toml(), &params, &state)
+        // On the CPU the checkpoint is written straight from the engine's
+        // buffers, with no copy of the model or its state.
+        checkpoint::save(
+            out,
+            &self.state,
+            &self.recipe.to_toml(),
+            &self.engine.param_views()?,
+            &self.engine.state_views()?,
+        )
     }
 
     /// Continue from the checkpoint in `dir`: parameters, optimizer state and
@@ -1041,11 +1042,12 @@ impl Trainer {
     /// from, with the current weights.
     pub fn standard_inference_model(&self) -> Result<ModelProto> {
         let mut model = self.graphs_inference.clone();
-        let mut params: std::collections::HashMap<String, Vec<f32>> =
-            self.engine.read_params()?.into_iter().collect();
+        // Views of the engine's buffers (copies only from a GPU, each freed
+        // once it is in the model).
+        let mut params: std::collections::HashMap<&str, std::borrow::Cow<'_, [f32]>> =
+            self.engine.param_views()?.into_iter().collect();
         if let Some(g) = model.graph.as_mut() {
             for t in g.initializer.iter_mut() {
-                // Each parameter's host copy is freed once it is in the model.
                 if let Some(v) = params.remove(t.name()) {
                     t.raw_data = Some(v.iter().flat_map(|x| x.to_le_bytes()).collect());
                     t.float_data.clear();
