@@ -54,3 +54,98 @@ fn softmax_and_log_softmax_on_each_axis() {
         }
     }
 }
+
+/// The exact GELU as the model builders write it, `0.5·x·(1 + erf(x/√2))`,
+/// in each of the forms the autodiff takes as one function (Div or Mul for
+/// the scaling, either operand order), and once with an interior value read
+/// elsewhere, where the op-by-op rules must apply instead.
+fn gelu_chain(g: &mut rewardkit::onnx::GraphBuilder, x: &str, variant: usize) -> (String, String) {
+    let scaled = if variant.is_multiple_of(2) {
+        let c = g.const_f32("sqrt2", std::f32::consts::SQRT_2);
+        g.op("Div", &[x, &c], vec![])
+    } else {
+        let c = g.const_f32("inv_sqrt2", std::f32::consts::FRAC_1_SQRT_2);
+        g.op("Mul", &[&c, x], vec![])
+    };
+    let erf = g.op("Erf", &[&scaled], vec![]);
+    let one = g.const_f32("one", 1.0);
+    let e1 = if variant < 2 {
+        g.op("Add", &[&erf, &one], vec![])
+    } else {
+        g.op("Add", &[&one, &erf], vec![])
+    };
+    let xe = if variant < 2 {
+        g.op("Mul", &[x, &e1], vec![])
+    } else {
+        g.op("Mul", &[&e1, x], vec![])
+    };
+    let half = g.const_f32("half", 0.5);
+    (g.op("Mul", &[&xe, &half], vec![]), erf)
+}
+
+#[test]
+fn gelu_chains_match_finite_differences() {
+    for variant in 0..4 {
+        check(
+            Case {
+                name: &format!("gelu_{variant}"),
+                inputs: vec![("x", Param(vec![4, 6]))],
+                positive: false,
+            },
+            |g, n| gelu_chain(g, &n["x"], variant).0,
+        );
+    }
+    // The Erf output also feeds the result: not a plain GELU any more.
+    check(
+        Case {
+            name: "gelu_shared_interior",
+            inputs: vec![("x", Param(vec![4, 6]))],
+            positive: false,
+        },
+        |g, n| {
+            let (y, erf) = gelu_chain(g, &n["x"], 0);
+            g.op("Add", &[&y, &erf], vec![])
+        },
+    );
+}
+
+#[test]
+fn gelu_backward_reads_only_the_chain_input() {
+    use rewardkit::onnx::builder::Dim;
+    use rewardkit::onnx::proto::data_type::FLOAT;
+    for variant in 0..4 {
+        let mut g = rewardkit::onnx::GraphBuilder::new();
+        let x = g.input("x", FLOAT, &[Dim::Fixed(3), Dim::Fixed(5)]);
+        let (y, _) = gelu_chain(&mut g, &x, variant);
+        let loss = g.op("ReduceSum", &[&y], vec![("keepdims", Attr::Int(0))]);
+        let forward: Vec<String> = g
+            .snapshot()
+            .node
+            .iter()
+            .map(|n| n.output[0].clone())
+            .collect();
+        let grads = rewardkit::autodiff::differentiate(&mut g, &loss, &["x".to_string()])
+            .expect("differentiate");
+        assert_eq!(grads.grads.len(), 1);
+        let graph = g.snapshot();
+        let backward = &graph.node[forward.len()..];
+        // Apart from the chain's own result (whose gradient is the seed of
+        // the backward pass), no forward value but x is read backward, so
+        // the chain's intermediates die in the forward pass.
+        let interior = &forward[..forward.len() - 2];
+        for n in backward {
+            for i in &n.input {
+                assert!(
+                    !interior.contains(i),
+                    "variant {variant}: backward node {} ({}) reads the forward value {i}",
+                    n.name(),
+                    n.op_type()
+                );
+            }
+        }
+        assert!(
+            backward.iter().any(|n| n.input.contains(&x)),
+            "variant {variant}: the backward pass never reads x"
+        );
+    }
+}

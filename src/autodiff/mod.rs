@@ -6,8 +6,10 @@
 //! family. Ops whose outputs never carry gradients (shapes, comparisons,
 //! integer casts) are listed in [`rules::NON_DIFFERENTIABLE`]; any other op on
 //! the path from a trained tensor to the loss without a rule is a hard error
-//! naming the op and the node.
+//! naming the op and the node. A few chains of ops that compute one known
+//! function (the exact GELU) are differentiated as a whole ([`composite`]).
 
+pub mod composite;
 mod emit;
 pub mod rules;
 
@@ -73,6 +75,7 @@ pub fn differentiate(g: &mut GraphBuilder, loss: &str, wrt: &[String]) -> Result
     }
     let graph_snapshot = g.snapshot();
     let shapes = ShapeInfo::infer(&graph_snapshot);
+    let composites = composite::find(&graph_snapshot);
     let nodes = graph_snapshot.node;
 
     // Forward: which values depend on a trained tensor.
@@ -111,7 +114,7 @@ pub fn differentiate(g: &mut GraphBuilder, loss: &str, wrt: &[String]) -> Result
         e.ones_like(loss)
     };
     contributions.insert(loss.to_string(), vec![seed]);
-    for node in nodes.iter().rev() {
+    for (index, node) in nodes.iter().enumerate().rev() {
         let has_grad = node.output.iter().any(|o| contributions.contains_key(o));
         let needs: Vec<bool> = node
             .input
@@ -119,6 +122,17 @@ pub fn differentiate(g: &mut GraphBuilder, loss: &str, wrt: &[String]) -> Result
             .map(|i| !i.is_empty() && requires.contains(i))
             .collect();
         if !has_grad || !needs.iter().any(|&n| n) {
+            continue;
+        }
+        if let Some(c) = composites.get(&index) {
+            // The whole chain in one rule: its interior nodes receive no
+            // gradient and are skipped when the walk reaches them.
+            let mut e = Emit::new(g, &shapes);
+            let dy = e
+                .sum_contributions(contributions.get(&node.output[0]))
+                .ok_or_else(|| Error::Internal("composite without a gradient".into()))?;
+            let dx = composite::emit(&mut e, c, &dy);
+            contributions.entry(c.x.clone()).or_default().push(dx);
             continue;
         }
         let op = node.op_type();

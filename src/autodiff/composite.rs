@@ -1,0 +1,191 @@
+//! Chains of forward ops differentiated as one function.
+//!
+//! Op-by-op rules are correct for any graph, but a chain of elementwise ops
+//! that together compute one well-known function gets a backward pass as
+//! long as the chain, and every intermediate the op rules read stays alive
+//! from the forward pass to the backward pass. The exact GELU,
+//! `0.5·x·(1 + erf(x/√2))`, is five forward ops: differentiated op by op,
+//! its backward pass is ten passes over the layer's widest activation and
+//! keeps two extra tensors of that size per layer (`x/√2` and
+//! `1 + erf(x/√2)`). Recognised as a whole, its gradient is computed from
+//! `x` alone in ten passes; the forward chain's intermediates are then
+//! read by nothing else, so they are freed at once, and ONNX Runtime fuses
+//! the chain into its single Gelu kernel.
+//!
+//! A chain is only taken as a whole when each intermediate has exactly one
+//! reader (the next op of the chain) and is not a graph output; otherwise
+//! the op rules apply as usual.
+
+use std::collections::HashMap;
+
+use super::Emit;
+use crate::onnx::io::tensor_to_f32;
+use crate::onnx::proto::{data_type, GraphProto, NodeProto};
+
+/// A recognised chain: the value its gradient flows to.
+#[derive(Debug, Clone)]
+pub struct Composite {
+    pub kind: CompositeKind,
+    /// The chain's input.
+    pub x: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompositeKind {
+    /// `0.5·x·(1 + erf(x/√2))`
+    GeluErf,
+}
+
+/// Every recognised chain, keyed by the index of its last node in `graph`.
+pub fn find(graph: &GraphProto) -> HashMap<usize, Composite> {
+    let mut readers: HashMap<&str, usize> = HashMap::new();
+    for n in &graph.node {
+        for i in n.input.iter().filter(|i| !i.is_empty()) {
+            *readers.entry(i.as_str()).or_default() += 1;
+        }
+    }
+    for o in &graph.output {
+        // A graph output is read from outside: never an interior value.
+        *readers.entry(o.name()).or_default() += 2;
+    }
+    let mut producer: HashMap<&str, &NodeProto> = HashMap::new();
+    for n in &graph.node {
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            producer.insert(o.as_str(), n);
+        }
+    }
+    let scalar = |name: &str| -> Option<f32> {
+        let t = graph.initializer.iter().find(|t| t.name() == name)?;
+        if t.data_type() != data_type::FLOAT || t.dims.iter().product::<i64>() != 1 {
+            return None;
+        }
+        tensor_to_f32(t).ok()?.first().copied()
+    };
+    let m = Matcher {
+        readers,
+        producer,
+        scalar: &scalar,
+    };
+    graph
+        .node
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| m.gelu_erf(n).map(|x| (i, x)))
+        .map(|(i, x)| {
+            (
+                i,
+                Composite {
+                    kind: CompositeKind::GeluErf,
+                    x,
+                },
+            )
+        })
+        .collect()
+}
+
+struct Matcher<'a, 'g> {
+    readers: HashMap<&'g str, usize>,
+    producer: HashMap<&'g str, &'g NodeProto>,
+    scalar: &'a dyn Fn(&str) -> Option<f32>,
+}
+
+fn close(v: f32, want: f32) -> bool {
+    (v - want).abs() <= 1e-6 * want.abs()
+}
+
+impl<'g> Matcher<'_, 'g> {
+    /// The node that computes `value`, when `value` is an interior value
+    /// of a chain (read once, by the chain's next op) and of op `op`.
+    fn interior(&self, value: &str, op: &str) -> Option<&'g NodeProto> {
+        let n = self.producer.get(value)?;
+        (n.op_type() == op && n.output.len() == 1 && self.readers.get(value) == Some(&1))
+            .then_some(*n)
+    }
+
+    /// The operands of a binary node as (other, constant) when one of them
+    /// is a scalar float constant equal to `want`.
+    fn with_constant<'n>(&self, n: &'n NodeProto, want: f32) -> Option<&'n str> {
+        if n.input.len() != 2 {
+            return None;
+        }
+        let (a, b) = (n.input[0].as_str(), n.input[1].as_str());
+        if (self.scalar)(b).is_some_and(|v| close(v, want)) {
+            Some(a)
+        } else if (self.scalar)(a).is_some_and(|v| close(v, want)) {
+            Some(b)
+        } else {
+            None
+        }
+    }
+
+    /// `y = Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), 0.5)`, with the usual
+    /// commutations and `Mul(x, 1/√2)` for the Div. Returns `x`.
+    fn gelu_erf(&self, last: &NodeProto) -> Option<String> {
+        if last.op_type() != "Mul" {
+            return None;
+        }
+        let xe = self.with_constant(last, 0.5)?;
+        let mul = self.interior(xe, "Mul")?;
+        if mul.input.len() != 2 {
+            return None;
+        }
+        for (x, e1) in [(0, 1), (1, 0)].map(|(a, b)| (&mul.input[a], &mul.input[b])) {
+            let Some(add) = self.interior(e1, "Add") else {
+                continue;
+            };
+            let Some(erf_out) = self.with_constant(add, 1.0) else {
+                continue;
+            };
+            let Some(erf) = self.interior(erf_out, "Erf") else {
+                continue;
+            };
+            let Some(scaled) = erf.input.first() else {
+                continue;
+            };
+            let by_div = self.interior(scaled, "Div").is_some_and(|d| {
+                d.input.len() == 2
+                    && d.input[0] == *x
+                    && (self.scalar)(&d.input[1])
+                        .is_some_and(|v| close(v, std::f32::consts::SQRT_2))
+            });
+            let by_mul = self.interior(scaled, "Mul").is_some_and(|m| {
+                self.with_constant(m, std::f32::consts::FRAC_1_SQRT_2) == Some(x.as_str())
+            });
+            if !(by_div || by_mul) {
+                continue;
+            }
+            return Some(x.clone());
+        }
+        None
+    }
+}
+
+/// The gradient with respect to the chain's input, given the gradient of
+/// its output.
+pub fn emit(e: &mut Emit<'_>, c: &Composite, dy: &str) -> String {
+    match c.kind {
+        CompositeKind::GeluErf => {
+            // d/dx [x·Φ(x)] = Φ(x) + x·φ(x). With s = x/√2:
+            //   Φ(x) = ½ + ½·erf(s),  x·φ(x) = s·exp(−s²)/√π
+            //        = s·exp(ln(1/√π) − s²).
+            // `s` is a Mul by 1/√2, not the forward's Div by √2, so that
+            // common-subexpression elimination does not merge it into the
+            // forward chain (which would stop the chain's fusion).
+            let inv_sqrt2 = e.f32(std::f32::consts::FRAC_1_SQRT_2);
+            let s = e.mul(&c.x, &inv_sqrt2);
+            let erf = e.op("Erf", &[&s], vec![]);
+            let s2 = e.mul(&s, &s);
+            let log_c = e.f32(-0.5 * std::f32::consts::PI.ln());
+            let t = e.sub(&log_c, &s2);
+            let ex = e.op("Exp", &[&t], vec![]);
+            let x_pdf = e.mul(&s, &ex);
+            // Two-input adds: ONNX Runtime's Sum with a broadcast scalar
+            // takes its slow general path (it cost about three passes).
+            let half = e.f32(0.5);
+            let half_erf = e.mul(&erf, &half);
+            let cdf = e.add(&half_erf, &half);
+            let slope = e.add(&cdf, &x_pdf);
+            e.mul(dy, &slope)
+        }
+    }
+}
