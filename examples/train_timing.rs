@@ -2,7 +2,8 @@
 //! `max_length` tokens (long texts, truncated), BT loss, AdamW, 8 pairs per
 //! step, dropout off. Prints one JSON line: per-step seconds and peak RSS.
 //!
-//! `cargo run --release --example train_timing -- MAX_LENGTH STEPS [THREADS [low_memory]]`
+//! `cargo run --release --example train_timing -- MAX_LENGTH STEPS [THREADS [planned]]`
+//! (`planned`: `low_memory = false`, ONNX Runtime's pre-planned memory)
 //! (used by benches/compare/train_speed.py).
 use std::time::Instant;
 
@@ -26,7 +27,7 @@ fn main() {
     let max_len: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(128);
     let steps: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     let threads: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(2);
-    let low_memory = args.get(4).is_some_and(|s| s == "low_memory");
+    let low_memory = args.get(4).is_none_or(|s| s != "planned");
     // Long enough that every sequence is truncated to exactly max_len tokens.
     let n_words = max_len * 2;
     let pairs: Vec<Pair> = (0..64)
@@ -73,6 +74,6 @@ fn main() {
     .expect("run");
     println!(
         "{}",
-        serde_json::json!({"impl": if low_memory { "rewardkit-low-memory" } else { "rewardkit" }, "max_length": max_len, "step_seconds": times, "peak_rss_kib": rss})
+        serde_json::json!({"impl": if low_memory { "rewardkit" } else { "rewardkit-planned" }, "max_length": max_len, "step_seconds": times, "peak_rss_kib": rss})
     );
 }

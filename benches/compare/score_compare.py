@@ -667,8 +667,8 @@ def train_once(args, impl, length):
                "--steps", str(args.train_steps), "--threads", str(args.threads)]
     else:
         cmd = [args.train_bin, str(length), str(args.train_steps), str(args.threads)]
-        if impl == "rewardkit-low-memory":
-            cmd.append("low_memory")
+        if impl == "rewardkit-planned":
+            cmd.append("planned")
     try:
         return train_speed.run(cmd)
     except SystemExit as e:  # train_speed.run exits on failure; keep the other measurements
@@ -707,12 +707,12 @@ def table(args, results, toks, train, impls):
         t = toks[case]
         row(case, "pairs_per_s", s, f"{t['real']:.0f} · {t['padded_in_order']:.0f} · {t['padded_sorted']:.0f}")
     for length in args.train_lengths:
-        for variant in ("rewardkit", "rewardkit-low-memory"):
-            if variant == "rewardkit-low-memory" and not args.train_low_memory:
+        for variant in ("rewardkit", "rewardkit-planned"):
+            if variant == "rewardkit-planned" and not args.train_planned:
                 continue
             s = {"pytorch": summarize_train(train[length]["pytorch"]),
                  "rewardkit": summarize_train(train[length][variant])}
-            name = f"train 8 pairs×{length}" + (" (rk low-memory)" if variant != "rewardkit" else "")
+            name = f"train 8 pairs×{length}" + (" (rk planned memory)" if variant != "rewardkit" else "")
             row(name, "steps_per_s", s, f"{length} · {length} · {length}")
     return "\n".join(lines)
 
@@ -762,7 +762,8 @@ def main():
                     help="training rows (train_speed.py's method); none: no training rows")
     ap.add_argument("--train-steps", type=int, default=4, help="steps per training run; the first 2 are warm-up")
     ap.add_argument("--train-rounds", type=int, default=2, help="rounds with training runs (default 2, at most --rounds)")
-    ap.add_argument("--train-low-memory", action="store_true", help="also rewardkit's low_memory training")
+    ap.add_argument("--train-planned", action="store_true",
+                    help="also rewardkit training with low_memory = false (ONNX Runtime's pre-planned memory)")
     ap.add_argument("--lib", default=os.path.join(ROOT, "target", "release", "librewardkit.so"))
     ap.add_argument("--cli", default=os.path.join(ROOT, "target", "release", "rewardkit"))
     ap.add_argument("--train-bin", default=os.path.join(ROOT, "target", "release", "examples", "train_timing"))
@@ -835,13 +836,13 @@ def main():
         spans = chunks(len(lens), batch)
         warm[case] = max(range(len(spans)), key=lambda k: max(lens[spans[k][0]:spans[k][1]]) * (spans[k][1] - spans[k][0]))
 
-    train_impls = ["pytorch", "rewardkit"] + (["rewardkit-low-memory"] if args.train_low_memory else [])
+    train_impls = ["pytorch", "rewardkit"] + (["rewardkit-planned"] if args.train_planned else [])
     if args.train_lengths and not os.path.exists(args.train_bin):
         log(f"{args.train_bin} not found (cargo build --release --example train_timing, or --build): "
             "training rows have PyTorch only")
         train_impls = ["pytorch"]
     results = {c: {i: [] for i in impls} for c in args.cases}
-    train = {length: {i: [] for i in ["pytorch", "rewardkit", "rewardkit-low-memory"]} for length in args.train_lengths}
+    train = {length: {i: [] for i in ["pytorch", "rewardkit", "rewardkit-planned"]} for length in args.train_lengths}
     for rnd in range(args.rounds):
         order = impls[rnd % len(impls):] + impls[:rnd % len(impls)]
         for case in args.cases:

@@ -99,10 +99,10 @@ def main():
     rk_bin = os.path.join(ROOT, "target", "release", "examples", "train_timing")
     rows = []
     for L in args.lengths:
-        res = {"rewardkit": [], "rewardkit-low-memory": [], "pytorch": []}
+        res = {"rewardkit": [], "rewardkit-planned": [], "pytorch": []}
         for _ in range(args.rounds):
             res["rewardkit"].append(run([rk_bin, str(L), str(args.steps), str(args.threads)]))
-            res["rewardkit-low-memory"].append(run([rk_bin, str(L), str(args.steps), str(args.threads), "low_memory"]))
+            res["rewardkit-planned"].append(run([rk_bin, str(L), str(args.steps), str(args.threads), "planned"]))
             res["pytorch"].append(run([sys.executable, __file__, "--worker", "torch", "--max-length", str(L),
                                        "--steps", str(args.steps), "--threads", str(args.threads)]))
         summary = {}
@@ -115,7 +115,7 @@ def main():
     print(f"{'length':>6} | {'implementation':>21} | {'s/step':>7} | {'speed vs pytorch':>16} | {'peak RSS':>9}")
     for L, s in rows:
         pt = s["pytorch"][0]
-        for impl in ["pytorch", "rewardkit", "rewardkit-low-memory"]:
+        for impl in ["pytorch", "rewardkit", "rewardkit-planned"]:
             t, rss = s[impl]
             print(f"{L:>6} | {impl:>21} | {t:>7.3f} | {pt / t:>15.2f}x | {rss:>5.2f} GiB")
 
