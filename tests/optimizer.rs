@@ -5,8 +5,8 @@
 use ndarray::{ArrayD, IxDyn};
 use rewardkit::onnx::io::{write_model, DEFAULT_EXTERNAL_THRESHOLD};
 use rewardkit::optim::{
-    build_optimizer_graph, OptimizerKind, ParamSpec, GRAD_NORM, GRAD_SCALE, INV_SQRT_BC2, LR,
-    STEP_SIZE,
+    build_optimizer_graph, piece_name, pieces, OptimizerKind, ParamSpec, GRAD_NORM, GRAD_SCALE,
+    INV_SQRT_BC2, LR, STEP_SIZE,
 };
 use rewardkit::runtime::{ModelRunner, RunnerOptions, TensorInput};
 
@@ -55,8 +55,10 @@ fn arr(dims: &[usize], v: &[f64]) -> ArrayD<f32> {
     ArrayD::from_shape_vec(IxDyn(dims), v.iter().map(|&x| x as f32).collect()).expect("shape")
 }
 
-/// Run `steps` optimizer steps through the graph and in f64; compare.
-fn check(kind: OptimizerKind, clip: Option<f32>, grad_scale: Option<f64>) {
+/// Run `steps` optimizer steps through the graph and in f64; compare. With
+/// `piece`, the graph updates parameters in pieces of at most that many
+/// elements, fed and read here as flat slices.
+fn check(kind: OptimizerKind, clip: Option<f32>, grad_scale: Option<f64>, piece: Option<usize>) {
     let ps = params();
     let specs: Vec<ParamSpec> = ps
         .iter()
@@ -66,7 +68,8 @@ fn check(kind: OptimizerKind, clip: Option<f32>, grad_scale: Option<f64>) {
             decay: p.decay,
         })
         .collect();
-    let graph = build_optimizer_graph(&specs, kind, clip, grad_scale.is_some()).expect("graph");
+    let graph =
+        build_optimizer_graph(&specs, kind, clip, grad_scale.is_some(), piece).expect("graph");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("optimizer.onnx");
     write_model(&path, &graph.model, DEFAULT_EXTERNAL_THRESHOLD).expect("write");
@@ -135,17 +138,6 @@ fn check(kind: OptimizerKind, clip: Option<f32>, grad_scale: Option<f64>) {
             ndarray::arr0((lr / bc1) as f32).into_dyn(),
             ndarray::arr0((1.0 / bc2.sqrt()) as f32).into_dyn(),
         );
-        let names: Vec<(String, String, String, String)> = ps
-            .iter()
-            .map(|p| {
-                (
-                    format!("param/{}", p.name),
-                    format!("grad/{}", p.name),
-                    format!("exp_avg/{}", p.name),
-                    format!("exp_avg_sq/{}", p.name),
-                )
-            })
-            .collect();
         let mut inputs = vec![TensorInput::new(LR, lr_s)];
         if adam {
             inputs.push(TensorInput::new(STEP_SIZE, step_s));
@@ -157,21 +149,47 @@ fn check(kind: OptimizerKind, clip: Option<f32>, grad_scale: Option<f64>) {
                 ndarray::arr0(s as f32).into_dyn(),
             ));
         }
-        for (i, p) in ps.iter().enumerate() {
-            inputs.push(TensorInput::new(&names[i].0, arr(&p.dims, &p32[i])));
-            inputs.push(TensorInput::new(&names[i].1, arr(&p.dims, &g[i])));
-            if adam {
-                inputs.push(TensorInput::new(&names[i].2, arr(&p.dims, &m32[i])));
-                inputs.push(TensorInput::new(&names[i].3, arr(&p.dims, &v32[i])));
-            }
+        // Per parameter, its pieces: (offset, len, graph name suffix).
+        let cuts: Vec<Vec<(usize, usize, String)>> = ps
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let cut = pieces(sizes[i], piece);
+                cut.iter()
+                    .enumerate()
+                    .map(|(j, &(o, l))| (o, l, piece_name(p.name, j, cut.len())))
+                    .collect()
+            })
+            .collect();
+        if let Some(max) = piece {
+            assert!(
+                cuts.iter().any(|c| c.len() > 1) && cuts.iter().flatten().all(|c| c.1 <= max),
+                "piece {max} cuts no parameter, or too coarsely: {cuts:?}"
+            );
         }
         let mut fetch: Vec<String> = vec![GRAD_NORM.into()];
-        for p in &ps {
-            fetch.push(format!("new_param/{}", p.name));
-            if adam {
-                fetch.push(format!("new_exp_avg/{}", p.name));
-                fetch.push(format!("new_exp_avg_sq/{}", p.name));
+        let mut feeds: Vec<(String, ArrayD<f32>)> = Vec::new();
+        for (i, p) in ps.iter().enumerate() {
+            for (o, l, name) in &cuts[i] {
+                let dims: Vec<usize> = if cuts[i].len() == 1 {
+                    p.dims.clone()
+                } else {
+                    vec![*l]
+                };
+                let part = |v: &[f64]| arr(&dims, &v[*o..o + l]);
+                feeds.push((format!("param/{name}"), part(&p32[i])));
+                feeds.push((format!("grad/{name}"), part(&g[i])));
+                fetch.push(format!("new_param/{name}"));
+                if adam {
+                    feeds.push((format!("exp_avg/{name}"), part(&m32[i])));
+                    feeds.push((format!("exp_avg_sq/{name}"), part(&v32[i])));
+                    fetch.push(format!("new_exp_avg/{name}"));
+                    fetch.push(format!("new_exp_avg_sq/{name}"));
+                }
             }
+        }
+        for (name, a) in &feeds {
+            inputs.push(TensorInput::new(name, a.clone()));
         }
         let fetch_refs: Vec<&str> = fetch.iter().map(String::as_str).collect();
         let out = runner.run(inputs, &fetch_refs).expect("run");
@@ -181,11 +199,18 @@ fn check(kind: OptimizerKind, clip: Option<f32>, grad_scale: Option<f64>) {
             "step {t}: gradient norm {got_norm} vs {norm}"
         );
         let per = if adam { 3 } else { 1 };
+        let mut slot = 1;
         for i in 0..ps.len() {
-            p32[i] = out[1 + per * i].iter().map(|&x| x as f64).collect();
-            if adam {
-                m32[i] = out[2 + per * i].iter().map(|&x| x as f64).collect();
-                v32[i] = out[3 + per * i].iter().map(|&x| x as f64).collect();
+            p32[i].clear();
+            m32[i].clear();
+            v32[i].clear();
+            for _ in &cuts[i] {
+                p32[i].extend(out[slot].iter().map(|&x| x as f64));
+                if adam {
+                    m32[i].extend(out[slot + 1].iter().map(|&x| x as f64));
+                    v32[i].extend(out[slot + 2].iter().map(|&x| x as f64));
+                }
+                slot += per;
             }
             for (what, got, want) in [
                 ("param", &p32[i], &p64[i]),
@@ -224,18 +249,54 @@ fn adamw() -> OptimizerKind {
 
 #[test]
 fn adamw_matches_its_closed_form() {
-    check(adamw(), None, None);
+    check(adamw(), None, None, None);
 }
 
 #[test]
 fn adamw_with_clipping_and_scaled_gradients_matches_its_closed_form() {
-    check(adamw(), Some(1.0), None);
-    check(adamw(), Some(1.0), Some(0.5));
-    check(adamw(), None, Some(0.25));
+    check(adamw(), Some(1.0), None, None);
+    check(adamw(), Some(1.0), Some(0.5), None);
+    check(adamw(), None, Some(0.25), None);
 }
 
 #[test]
 fn sgd_matches_its_closed_form() {
-    check(OptimizerKind::Sgd, None, None);
-    check(OptimizerKind::Sgd, Some(0.5), Some(0.5));
+    check(OptimizerKind::Sgd, None, None, None);
+    check(OptimizerKind::Sgd, Some(0.5), Some(0.5), None);
+}
+
+#[test]
+fn updates_in_pieces_match_the_closed_form() {
+    // w has 12 elements: pieces of 5, 5 and 2; b (4) stays whole.
+    check(adamw(), Some(1.0), Some(0.5), Some(5));
+    check(adamw(), None, None, Some(3));
+    check(OptimizerKind::Sgd, Some(0.5), None, Some(5));
+}
+
+#[test]
+fn pieces_cover_each_parameter_once() {
+    for (n, piece) in [
+        (12, Some(5)),
+        (12, None),
+        (12, Some(12)),
+        (11_720_448, Some(196_608)),
+        (589_824, Some(196_608)),
+        (196_609, Some(196_608)),
+        (1, Some(1)),
+    ] {
+        let cut = pieces(n, piece);
+        let mut next = 0;
+        for &(o, l) in &cut {
+            assert_eq!(o, next, "n {n} piece {piece:?}: {cut:?}");
+            assert!(l > 0 && piece.is_none_or(|m| l <= m), "n {n}: {cut:?}");
+            if l >= 4096 {
+                assert_eq!(o % 16, 0, "n {n}: piece at {o} is not 64-byte aligned");
+            }
+            next += l;
+        }
+        assert_eq!(next, n, "n {n} piece {piece:?}: {cut:?}");
+        if piece.is_none_or(|m| n <= m) {
+            assert_eq!(cut.len(), 1);
+        }
+    }
 }

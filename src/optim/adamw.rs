@@ -61,6 +61,7 @@ pub struct OptimizerGraph {
     pub slots: Vec<Slot>,
 }
 
+/// The update of one parameter, or of one piece of it (see [`pieces`]).
 #[derive(Debug, Clone)]
 pub struct Slot {
     pub param: String,
@@ -68,6 +69,45 @@ pub struct Slot {
     pub state: Vec<String>,
     pub new_param: String,
     pub new_state: Vec<String>,
+    /// The parameter's name.
+    pub of: String,
+    /// First element of the piece in the flattened parameter, and its length.
+    pub offset: usize,
+    pub len: usize,
+}
+
+/// Elements per piece for CPU updates: a piece's whole chain of elementwise
+/// ops then stays in the core's cache instead of streaming the tensor from
+/// memory once per op. On 2 cores, AdamW over MiniLM's 11.7M-element word
+/// table took 68 ms whole and 45 ms in pieces of 183K elements (64 pieces;
+/// 49 ms with 32, 48 with 128), measured with onnxruntime-python.
+pub const CPU_PIECE: usize = 196_608;
+
+/// How a parameter of `n` elements is cut for its update: `(offset, len)`
+/// of each piece, `piece` elements at most (one piece when `piece` is
+/// `None`). Pieces of 4096 elements or more start on 64-byte boundaries.
+pub fn pieces(n: usize, piece: Option<usize>) -> Vec<(usize, usize)> {
+    let Some(max) = piece.filter(|&m| m > 0 && n > m) else {
+        return vec![(0, n)];
+    };
+    let count = n.div_ceil(max);
+    let mut len = n.div_ceil(count);
+    if len >= 4096 {
+        len = len.div_ceil(16) * 16;
+    }
+    (0..n)
+        .step_by(len)
+        .map(|offset| (offset, len.min(n - offset)))
+        .collect()
+}
+
+/// The graph value name of piece `j` of `name` when it is cut in `count`.
+pub fn piece_name(name: &str, j: usize, count: usize) -> String {
+    if count == 1 {
+        name.to_string()
+    } else {
+        format!("{name}#{j}")
+    }
 }
 
 /// The per-parameter update, with the scalars every parameter shares.
@@ -98,11 +138,15 @@ struct AdamwScalars {
 /// Build the update graph for `params`. `clip` is the max global gradient
 /// norm. With `scaled`, the incoming gradients are multiplied by the scalar
 /// input [`GRAD_SCALE`] first (norm and clipping apply to the scaled ones).
+/// With `piece`, parameters larger than that are updated in flat pieces
+/// (inputs and outputs named by [`piece_name`], cut by [`pieces`]); the
+/// caller binds views of each parameter's buffers to them.
 pub fn build_optimizer_graph(
     params: &[ParamSpec],
     kind: OptimizerKind,
     clip: Option<f32>,
     scaled: bool,
+    piece: Option<usize>,
 ) -> Result<OptimizerGraph> {
     if params.is_empty() {
         return Err(Error::InvalidArgument(
@@ -120,26 +164,41 @@ pub fn build_optimizer_graph(
         OptimizerKind::Sgd => (None, None),
     };
     let mut slots = Vec::with_capacity(params.len());
+    // Each slot's dims and whether it decays, by slot.
+    let mut slot_dims: Vec<(Vec<Dim>, bool)> = Vec::with_capacity(params.len());
     for p in params {
-        let dims: Vec<Dim> = p.dims.iter().map(|&d| Dim::Fixed(d)).collect();
-        let param = g.input(&format!("param/{}", p.name), FLOAT, &dims);
-        let grad = g.input(&format!("grad/{}", p.name), FLOAT, &dims);
-        let state: Vec<String> = kind
-            .state_names()
-            .iter()
-            .map(|s| g.input(&format!("{s}/{}", p.name), FLOAT, &dims))
-            .collect();
-        slots.push(Slot {
-            param,
-            grad,
-            new_param: format!("new_param/{}", p.name),
-            new_state: kind
+        let n = p.dims.iter().product::<i64>().max(0) as usize;
+        let cut = pieces(n, piece);
+        for (j, &(offset, len)) in cut.iter().enumerate() {
+            let name = piece_name(&p.name, j, cut.len());
+            let dims: Vec<Dim> = if cut.len() == 1 {
+                p.dims.iter().map(|&d| Dim::Fixed(d)).collect()
+            } else {
+                vec![Dim::Fixed(len as i64)]
+            };
+            let param = g.input(&format!("param/{name}"), FLOAT, &dims);
+            let grad = g.input(&format!("grad/{name}"), FLOAT, &dims);
+            let state: Vec<String> = kind
                 .state_names()
                 .iter()
-                .map(|s| format!("new_{s}/{}", p.name))
-                .collect(),
-            state,
-        });
+                .map(|s| g.input(&format!("{s}/{name}"), FLOAT, &dims))
+                .collect();
+            slots.push(Slot {
+                param,
+                grad,
+                new_param: format!("new_param/{name}"),
+                new_state: kind
+                    .state_names()
+                    .iter()
+                    .map(|s| format!("new_{s}/{name}"))
+                    .collect(),
+                state,
+                of: p.name.clone(),
+                offset,
+                len,
+            });
+            slot_dims.push((dims, p.decay));
+        }
     }
     // Global norm over all gradients, and the clipping factor.
     let sq: Vec<String> = slots
@@ -243,9 +302,8 @@ pub fn build_optimizer_graph(
             },
         },
     };
-    for (slot, p) in slots.iter().zip(params) {
-        g.set_scope(&p.name);
-        let dims: Vec<Dim> = p.dims.iter().map(|&d| Dim::Fixed(d)).collect();
+    for (slot, (dims, decay)) in slots.iter().zip(slot_dims) {
+        g.set_scope(slot.param.trim_start_matches("param/"));
         let a = match &rule {
             Rule::Adamw(a) => a,
             Rule::Sgd { rate } => {
@@ -291,7 +349,7 @@ pub fn build_optimizer_graph(
         let denom = g.op("Add", &[&sv, &a.eps_hat], vec![]);
         let ratio = g.op("Div", &[&m, &denom], vec![]);
         let step = g.op("Mul", &[&ratio, &a.step_hat], vec![]);
-        let decayed = match (&a.keep, p.decay) {
+        let decayed = match (&a.keep, decay) {
             (Some(keep), true) => g.op("Mul", &[&slot.param, keep], vec![]),
             _ => slot.param.clone(),
         };

@@ -10,7 +10,7 @@ mod schedule;
 
 pub use accumulate::{build_accumulate_graph, ACC_KEEP};
 pub use adamw::{
-    build_optimizer_graph, OptimizerGraph, OptimizerKind, ParamSpec, GRAD_NORM, GRAD_SCALE,
-    INV_SQRT_BC2, LR, STEP_SIZE,
+    build_optimizer_graph, piece_name, pieces, OptimizerGraph, OptimizerKind, ParamSpec, CPU_PIECE,
+    GRAD_NORM, GRAD_SCALE, INV_SQRT_BC2, LR, STEP_SIZE,
 };
 pub use schedule::{Schedule, ScheduleKind};

@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use ndarray::ArrayD;
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::{builder::GraphOptimizationLevel, IoBinding, Session};
-use ort::value::Tensor;
+use ort::value::{Shape, Tensor, TensorRefMut};
+use ort::AsPointer;
 
 use super::library::environment;
 use super::session::{with_device, Device, RunnerOptions, TensorData, TensorInput};
@@ -54,6 +55,9 @@ pub struct TrainingSpec {
     pub params: Vec<ParamInit>,
     /// Optimizer state kinds (`exp_avg`, `exp_avg_sq`); each starts at zero.
     pub state_kinds: Vec<String>,
+    /// The piece size the optimizer graph was built with
+    /// ([`crate::optim::pieces`]): the engine binds views of each piece.
+    pub optimizer_piece: Option<usize>,
     /// Scalar inputs of the optimizer graph, fed per step.
     pub scalars: Vec<String>,
     pub options: RunnerOptions,
@@ -145,10 +149,17 @@ fn run_bound(
 
 /// A running training job's ORT side.
 ///
-/// Fields drop in order: the bindings and tensors first, then the device
-/// allocator, then the sessions whose allocator it is.
+/// Fields drop in order: the bindings, then the views of pieces bound to
+/// them, then the tensors, then the device allocator, then the sessions
+/// whose allocator it is.
 pub struct TrainingEngine {
     names: Vec<String>,
+    train_bind: [IoBinding; 2],
+    optim_bind: [IoBinding; 2],
+    eval_bind: [IoBinding; 2],
+    accum: Option<Accumulator>,
+    /// Views of the pieces the optimizer graph updates separately.
+    _views: Vec<View>,
     /// `params[set][i]`.
     params: [Vec<Tensor<f32>>; 2],
     /// Gradient buffers, written by the training graph.
@@ -156,9 +167,6 @@ pub struct TrainingEngine {
     /// `states[set][kind][i]`.
     states: [Vec<Vec<Tensor<f32>>>; 2],
     scalars: Vec<(String, Tensor<f32>)>,
-    train_bind: [IoBinding; 2],
-    optim_bind: [IoBinding; 2],
-    eval_bind: [IoBinding; 2],
     cur: usize,
     state_kinds: Vec<String>,
     /// Outputs with run-dependent shapes (losses, rewards), rebound before
@@ -166,7 +174,6 @@ pub struct TrainingEngine {
     train_dynamic: Vec<String>,
     eval_dynamic: Vec<String>,
     cpu: MemoryInfo<'static>,
-    accum: Option<Accumulator>,
     /// Allocates parameters and state on the GPU (`None` on the CPU); held
     /// only so that it outlives them.
     _device: Option<Allocator>,
@@ -189,19 +196,64 @@ struct Accumulator {
     session: Session,
 }
 
+/// A tensor over memory it does not own: a piece of a parameter, gradient
+/// or state buffer of the engine.
+type View = TensorRefMut<'static, f32>;
+
+/// A view of `len` elements of `t` from element `offset`, over the same
+/// memory (wherever it lives).
+fn piece_of(t: &Tensor<f32>, offset: usize, len: usize) -> Result<View> {
+    let n: usize = t.shape().iter().map(|&d| d as usize).product();
+    if offset + len > n {
+        return Err(Error::Internal(format!(
+            "piece {offset}+{len} of a tensor of {n} elements"
+        )));
+    }
+    let base = t.data_ptr().cast::<f32>().cast_mut();
+    // SAFETY: the range is inside `t`'s buffer (checked above). The view
+    // is bound to the engine's optimizer bindings only, which are dropped
+    // before the tensors whose memory they view (field order of
+    // `TrainingEngine`).
+    Ok(unsafe {
+        TensorRefMut::<f32>::from_raw(
+            t.memory_info().clone(),
+            base.add(offset).cast(),
+            Shape::new([len as i64]),
+        )?
+    })
+}
+
+/// Bind `view` as input `name` so that runs read the view's memory itself:
+/// `IoBinding::bind_input` copies tensors over borrowed memory at bind time,
+/// which would freeze a piece at its first values.
+fn bind_input_in_place(b: &mut IoBinding, name: &str, view: &View) -> Result<()> {
+    let c_name = std::ffi::CString::new(name)
+        .map_err(|_| Error::Internal(format!("input name {name:?} has a NUL byte")))?;
+    // SAFETY: both pointers are live ORT objects; ONNX Runtime keeps its own
+    // reference to the value's tensor (which does not own the memory).
+    unsafe {
+        let status = (ort::api().BindInput)(b.ptr_mut(), c_name.as_ptr(), view.ptr());
+        ort::Error::result_from_status(status)?;
+    }
+    Ok(())
+}
+
 /// An optimizer binding: parameters and state of `set` in, of the other set
-/// out, gradients from `grads`.
+/// out, gradients from `grads`. A parameter the graph updates in pieces is
+/// bound as views of its buffers, kept in `views`.
 #[allow(clippy::too_many_arguments)]
 fn optimizer_binding(
     optim: &Session,
     names: &[String],
     kinds: &[String],
+    piece: Option<usize>,
     params: &mut [Vec<Tensor<f32>>; 2],
     states: &mut [Vec<Vec<Tensor<f32>>>; 2],
     set: usize,
     grads: &[Tensor<f32>],
     scalars: &[(String, Tensor<f32>)],
     cpu: &MemoryInfo<'static>,
+    views: &mut Vec<View>,
 ) -> Result<IoBinding> {
     let mut b = optim.create_binding()?;
     let (p0, p1) = params.split_at_mut(1);
@@ -217,12 +269,42 @@ fn optimizer_binding(
         (&s1[0], &mut s0[0])
     };
     for (i, name) in names.iter().enumerate() {
-        b.bind_input(format!("param/{name}"), &p_in[i])?;
-        b.bind_input(format!("grad/{name}"), &grads[i])?;
-        b.bind_output(format!("new_param/{name}"), &mut p_out[i])?;
-        for (k, kind) in kinds.iter().enumerate() {
-            b.bind_input(format!("{kind}/{name}"), &s_in[k][i])?;
-            b.bind_output(format!("new_{kind}/{name}"), &mut s_out[k][i])?;
+        let n: usize = p_in[i].shape().iter().map(|&d| d as usize).product();
+        let cut = crate::optim::pieces(n, piece);
+        if cut.len() == 1 {
+            b.bind_input(format!("param/{name}"), &p_in[i])?;
+            b.bind_input(format!("grad/{name}"), &grads[i])?;
+            b.bind_output(format!("new_param/{name}"), &mut p_out[i])?;
+            for (k, kind) in kinds.iter().enumerate() {
+                b.bind_input(format!("{kind}/{name}"), &s_in[k][i])?;
+                b.bind_output(format!("new_{kind}/{name}"), &mut s_out[k][i])?;
+            }
+            continue;
+        }
+        for (j, &(offset, len)) in cut.iter().enumerate() {
+            let piece_name = crate::optim::piece_name(name, j, cut.len());
+            let mut bind_in = |value: String, t: &Tensor<f32>| -> Result<()> {
+                let v = piece_of(t, offset, len)?;
+                bind_input_in_place(&mut b, &value, &v)?;
+                views.push(v);
+                Ok(())
+            };
+            bind_in(format!("param/{piece_name}"), &p_in[i])?;
+            bind_in(format!("grad/{piece_name}"), &grads[i])?;
+            for (k, kind) in kinds.iter().enumerate() {
+                bind_in(format!("{kind}/{piece_name}"), &s_in[k][i])?;
+            }
+            // Outputs: the binding holds the view itself.
+            b.bind_output(
+                format!("new_param/{piece_name}"),
+                piece_of(&p_out[i], offset, len)?,
+            )?;
+            for (k, kind) in kinds.iter().enumerate() {
+                b.bind_output(
+                    format!("new_{kind}/{piece_name}"),
+                    piece_of(&s_out[k][i], offset, len)?,
+                )?;
+            }
         }
     }
     for (name, t) in scalars {
@@ -379,17 +461,20 @@ impl TrainingEngine {
             }
         }
         let names: Vec<String> = spec.params.iter().map(|p| p.name.clone()).collect();
+        let mut views = Vec::new();
         let mut optimizer_for = |set: usize, grads: &[Tensor<f32>]| {
             optimizer_binding(
                 &optim,
                 &names,
                 &spec.state_kinds,
+                spec.optimizer_piece,
                 &mut params,
                 &mut states,
                 set,
                 grads,
                 &scalars,
                 &cpu,
+                &mut views,
             )
         };
         let optim_bind = [optimizer_for(0, &grads)?, optimizer_for(1, &grads)?];
@@ -452,6 +537,7 @@ impl TrainingEngine {
             eval_dynamic: eval_outputs,
             cpu,
             accum,
+            _views: views,
             _device: device,
             train,
             optim,

@@ -57,6 +57,8 @@ fn decays(name: &str, dims: &[i64]) -> bool {
 
 /// Build the graphs for training a reward model. `max_length` bounds the
 /// sequences the graphs take (decoders size their rotary tables by it).
+/// `optimizer_piece` cuts large parameters' updates into pieces
+/// ([`crate::optim::pieces`]).
 #[allow(clippy::too_many_arguments)]
 pub fn build_training_graphs(
     backbone: &Backbone,
@@ -70,6 +72,7 @@ pub fn build_training_graphs(
     optimizer: OptimizerKind,
     clip: Option<f32>,
     accumulate: bool,
+    optimizer_piece: Option<usize>,
 ) -> Result<TrainGraphs> {
     let (inference, names) = backbone.build(weights, head, pooling, max_length)?;
     let graph = inference
@@ -151,7 +154,7 @@ pub fn build_training_graphs(
         g.build("rewardkit_training_step"),
         "reward model training step built by rewardkit",
     );
-    let optimizer = build_optimizer_graph(&specs, optimizer, clip, accumulate)?;
+    let optimizer = build_optimizer_graph(&specs, optimizer, clip, accumulate, optimizer_piece)?;
     let accumulator = if accumulate {
         Some(build_accumulate_graph(&specs)?)
     } else {

@@ -202,6 +202,12 @@ pub struct TrainingSection {
     /// must match.
     #[serde(default = "yes")]
     pub low_memory: bool,
+    /// CPU only: parameters larger than this many elements are updated by
+    /// the optimizer in pieces of at most this size, so each piece's
+    /// elementwise passes stay in cache (0: whole tensors). Like the device,
+    /// not part of what a checkpoint must match.
+    #[serde(default = "optimizer_piece")]
+    pub optimizer_piece: usize,
     /// Where the training graphs run: `cpu`, `cuda` or `cuda:N`. Not part of
     /// what a checkpoint must match: a run may resume on another device.
     #[serde(default, with = "device_string", skip_serializing_if = "is_cpu")]
@@ -245,9 +251,14 @@ impl Default for TrainingSection {
             freeze_embeddings: false,
             skip_bad_lines: false,
             low_memory: true,
+            optimizer_piece: optimizer_piece(),
             device: Device::Cpu,
         }
     }
+}
+
+fn optimizer_piece() -> usize {
+    crate::optim::CPU_PIECE
 }
 
 fn one_usize() -> usize {
@@ -363,14 +374,15 @@ impl Recipe {
     }
 
     /// Whether a checkpoint written under the recipe `saved` (its TOML) may
-    /// continue under this one: the same recipe, except for the device and
-    /// the memory planning, which say how the run happens rather than what
-    /// it computes.
+    /// continue under this one: the same recipe, except for the device, the
+    /// memory planning and the optimizer's pieces, which say how the run
+    /// happens rather than what it computes.
     pub fn resumes(&self, saved: &str) -> bool {
         let computed = |r: &Recipe| {
             let mut r = r.clone();
             r.training.device = Device::Cpu;
             r.training.low_memory = true;
+            r.training.optimizer_piece = optimizer_piece();
             r.to_toml()
         };
         Recipe::parse(saved, "the checkpoint's recipe", &[])
@@ -541,6 +553,9 @@ mod tests {
         assert!(!planned.training.low_memory && cpu.training.low_memory);
         assert!(cpu.resumes(&planned.to_toml()));
         assert!(planned.resumes(&cpu.to_toml()));
+        let whole =
+            Recipe::parse(BASE, "r", &["training.optimizer_piece=0".into()]).expect("parse");
+        assert!(cpu.resumes(&whole.to_toml()) && whole.resumes(&cpu.to_toml()));
         let other = Recipe::parse(BASE, "r", &["optimizer.lr=2e-5".into()]).expect("parse");
         assert!(!other.resumes(&cpu.to_toml()));
         assert!(!cpu.resumes("not toml ["));

@@ -23,7 +23,7 @@ use crate::model::{Backbone, Pooling, RewardHead, Weights};
 use crate::onnx::io::write_model;
 use crate::onnx::ModelProto;
 use crate::optim::{OptimizerKind, Schedule, GRAD_SCALE, INV_SQRT_BC2, LR, STEP_SIZE};
-use crate::runtime::{RunnerOptions, TensorInput, TrainingEngine, TrainingSpec};
+use crate::runtime::{Device, RunnerOptions, TensorInput, TrainingEngine, TrainingSpec};
 use crate::text::{pad_batch, EncodedPair, PairTokenizer};
 
 /// Where the starting weights come from.
@@ -432,6 +432,11 @@ impl Trainer {
             head_only: recipe.training.head_only,
             embeddings: recipe.training.freeze_embeddings,
         };
+        // On a GPU, whole tensors: pieces would only add kernel launches.
+        let optimizer_piece = match recipe.training.device {
+            Device::Cpu => Some(recipe.training.optimizer_piece).filter(|&p| p > 0),
+            Device::Cuda(_) => None,
+        };
         let graphs: TrainGraphs = build_training_graphs(
             &backbone,
             &mut weights,
@@ -444,6 +449,7 @@ impl Trainer {
             optimizer,
             recipe.optimizer.clip,
             recipe.training.grad_accum > 1,
+            optimizer_piece,
         )?;
         std::fs::create_dir_all(work_dir).map_err(|e| Error::io(work_dir, e))?;
         let graph_dir = work_dir.join("graphs");
@@ -504,6 +510,7 @@ impl Trainer {
                 .map(|s| s.to_string())
                 .collect(),
             scalars,
+            optimizer_piece,
             options: RunnerOptions {
                 threads: recipe.training.threads,
                 low_memory: recipe.training.low_memory,
