@@ -13,6 +13,9 @@ fn matmul_shapes() {
         (vec![2, 3, 4], vec![2, 4, 5]),
         (vec![2, 2, 3, 4], vec![2, 1, 4, 5]),
         (vec![2, 3, 4], vec![1, 4, 5]),
+        // Inner dim 1 beside broadcast batch dims: only batch dims are summed.
+        (vec![1, 3, 1], vec![2, 1, 5]),
+        (vec![3, 1], vec![2, 1, 4]),
     ] {
         let name = format!("matmul_{a:?}_{b:?}");
         check(

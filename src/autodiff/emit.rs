@@ -103,13 +103,33 @@ impl<'a> Emit<'a> {
     /// of `target`, which was broadcast to produce `out`.
     pub fn unbroadcast(&mut self, grad: &str, out: &str, target: &str) -> Result<String> {
         let y = self.shape(out)?.clone();
+        self.unbroadcast_from(grad, y, target)
+    }
+
+    /// [`Self::unbroadcast`] for a product: `out = A·B` broadcasts only the
+    /// batch dims (all but the last two), and the gradient of operand
+    /// `target` already has its matrix dims, so those are taken from
+    /// `target` rather than compared with `out`'s (which differ, and made the
+    /// general rule fall back to a run-time reduction that copies).
+    pub fn unbroadcast_product(&mut self, grad: &str, out: &str, target: &str) -> Result<String> {
+        let mut y = self.shape(out)?.clone();
+        let a = self.shape(target)?;
+        let (ry, ra) = (y.dims.len(), a.dims.len());
+        if ry >= 2 && ra >= 2 {
+            y.dims[ry - 2] = a.dims[ra - 2].clone();
+            y.dims[ry - 1] = a.dims[ra - 1].clone();
+        }
+        self.unbroadcast_from(grad, y, target)
+    }
+
+    fn unbroadcast_from(&mut self, grad: &str, y: ValueShape, target: &str) -> Result<String> {
         let a = self.shape(target)?.clone();
         if a.dims.len() == y.dims.len() && a.dims.iter().zip(&y.dims).all(|(p, q)| p.same(q)) {
             return Ok(grad.to_string());
         }
         if a.rank() > y.rank() {
             return Err(Error::InvalidArgument(format!(
-                "{target} has a higher rank than the broadcast result {out}"
+                "{target} has a higher rank than the broadcast result"
             )));
         }
         let lead = y.rank() - a.rank();

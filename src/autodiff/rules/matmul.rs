@@ -27,7 +27,7 @@ pub fn matmul(
     let da = if n.needs(0) {
         let bt = e.transpose_last2(b, rb);
         let t = e.op("MatMul", &[g, &bt], vec![]);
-        Some(e.unbroadcast(&t, y, a)?)
+        Some(e.unbroadcast_product(&t, y, a)?)
     } else {
         None
     };
@@ -48,7 +48,7 @@ pub fn matmul(
         } else {
             let at = e.transpose_last2(a, ra);
             let t = e.op("MatMul", &[&at, g], vec![]);
-            Some(e.unbroadcast(&t, y, b)?)
+            Some(e.unbroadcast_product(&t, y, b)?)
         }
     } else {
         None
