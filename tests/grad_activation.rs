@@ -149,3 +149,92 @@ fn gelu_backward_reads_only_the_chain_input() {
         );
     }
 }
+
+#[test]
+fn softmax_then_product_matches_finite_differences() {
+    let attention = |g: &mut rewardkit::onnx::GraphBuilder, s: &str, v: &str| {
+        let p = g.op("Softmax", &[s], vec![("axis", Attr::Int(-1))]);
+        g.op("MatMul", &[&p, v], vec![])
+    };
+    // Scores and values both trained; values shared across the batch; values fixed.
+    check(
+        Case {
+            name: "softmax_matmul",
+            inputs: vec![
+                ("s", Param(vec![2, 3, 4, 5])),
+                ("v", Param(vec![2, 3, 5, 6])),
+            ],
+            positive: false,
+        },
+        |g, n| attention(g, &n["s"], &n["v"]),
+    );
+    check(
+        Case {
+            name: "softmax_matmul_broadcast",
+            inputs: vec![("s", Param(vec![2, 4, 5])), ("v", Param(vec![5, 3]))],
+            positive: false,
+        },
+        |g, n| attention(g, &n["s"], &n["v"]),
+    );
+    check(
+        Case {
+            name: "softmax_matmul_fixed_values",
+            inputs: vec![("s", Param(vec![3, 4, 5])), ("v", Const(vec![3, 5, 2]))],
+            positive: false,
+        },
+        |g, n| attention(g, &n["s"], &n["v"]),
+    );
+    // The probabilities also feed the output directly: op-by-op rules.
+    check(
+        Case {
+            name: "softmax_matmul_shared_probabilities",
+            inputs: vec![("s", Param(vec![3, 4, 4])), ("v", Param(vec![3, 4, 4]))],
+            positive: false,
+        },
+        |g, n| {
+            let p = g.op("Softmax", &[&n["s"]], vec![("axis", Attr::Int(-1))]);
+            let c = g.op("MatMul", &[&p, &n["v"]], vec![]);
+            g.op("Add", &[&c, &p], vec![])
+        },
+    );
+}
+
+#[test]
+fn softmax_then_product_reduces_over_the_head_dimension() {
+    use rewardkit::onnx::builder::Dim;
+    use rewardkit::onnx::proto::data_type::FLOAT;
+    use rewardkit::onnx::shape::ShapeInfo;
+    let mut g = rewardkit::onnx::GraphBuilder::new();
+    let dims = |d: &[i64]| d.iter().map(|&v| Dim::Fixed(v)).collect::<Vec<_>>();
+    let s = g.input("s", FLOAT, &dims(&[2, 3, 16, 16]));
+    let v = g.input("v", FLOAT, &dims(&[2, 3, 16, 4]));
+    let p = g.op("Softmax", &[&s], vec![("axis", Attr::Int(-1))]);
+    let c = g.op("MatMul", &[&p, &v], vec![]);
+    let loss = g.op("ReduceSum", &[&c], vec![("keepdims", Attr::Int(0))]);
+    let n_forward = g.snapshot().node.len();
+    rewardkit::autodiff::differentiate(&mut g, &loss, &[s.clone(), v.clone()])
+        .expect("differentiate");
+    let graph = g.snapshot();
+    let shapes = ShapeInfo::infer(&graph);
+    let reductions: Vec<Vec<Option<i64>>> = graph.node[n_forward..]
+        .iter()
+        .filter(|n| n.op_type() == "ReduceSum")
+        .map(|n| {
+            shapes
+                .get(&n.input[0])
+                .expect("shape")
+                .dims
+                .iter()
+                .map(|d| d.known())
+                .collect()
+        })
+        .collect();
+    assert!(!reductions.is_empty(), "no reduction in the backward pass");
+    for dims in &reductions {
+        assert_ne!(
+            dims,
+            &vec![Some(2), Some(3), Some(16), Some(16)],
+            "the softmax backward reduces over the probabilities: {reductions:?}"
+        );
+    }
+}

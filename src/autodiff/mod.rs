@@ -6,8 +6,9 @@
 //! family. Ops whose outputs never carry gradients (shapes, comparisons,
 //! integer casts) are listed in [`rules::NON_DIFFERENTIABLE`]; any other op on
 //! the path from a trained tensor to the loss without a rule is a hard error
-//! naming the op and the node. A few chains of ops that compute one known
-//! function (the exact GELU) are differentiated as a whole ([`composite`]).
+//! naming the op and the node. A few chains of ops are differentiated as a
+//! whole ([`composite`]): the exact GELU, and attention's softmax followed by
+//! the product with the values.
 
 pub mod composite;
 mod emit;
@@ -75,7 +76,7 @@ pub fn differentiate(g: &mut GraphBuilder, loss: &str, wrt: &[String]) -> Result
     }
     let graph_snapshot = g.snapshot();
     let shapes = ShapeInfo::infer(&graph_snapshot);
-    let composites = composite::find(&graph_snapshot);
+    let composites = composite::find(&graph_snapshot, &shapes);
     let nodes = graph_snapshot.node;
 
     // Forward: which values depend on a trained tensor.
@@ -131,8 +132,20 @@ pub fn differentiate(g: &mut GraphBuilder, loss: &str, wrt: &[String]) -> Result
             let dy = e
                 .sum_contributions(contributions.get(&node.output[0]))
                 .ok_or_else(|| Error::Internal("composite without a gradient".into()))?;
-            let dx = composite::emit(&mut e, c, &dy);
-            contributions.entry(c.x.clone()).or_default().push(dx);
+            let wants: Vec<bool> = c.inputs.iter().map(|i| requires.contains(i)).collect();
+            let dxs = composite::emit(&mut e, c, node, &wants, &dy).map_err(|err| match err {
+                Error::InvalidArgument(m) => Error::InvalidArgument(format!(
+                    "gradient of the {:?} chain ending at node {:?}: {m}",
+                    c.kind,
+                    node.name()
+                )),
+                other => other,
+            })?;
+            for (input, dx) in c.inputs.iter().zip(dxs) {
+                if let Some(dx) = dx {
+                    contributions.entry(input.clone()).or_default().push(dx);
+                }
+            }
             continue;
         }
         let op = node.op_type();
