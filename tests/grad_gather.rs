@@ -8,6 +8,24 @@ use rewardkit::onnx::Attr;
 
 #[test]
 fn embedding_lookup_with_repeats() {
+    // A large table: the scatter path (small tables take the one-hot product).
+    check(
+        Case {
+            name: "embed_large_table",
+            inputs: vec![
+                ("w", Param(vec![300, 2])),
+                ("ids", Ints(vec![2, 3], vec![0, 25, 0, 50, -1, 25])),
+            ],
+            positive: false,
+        },
+        |g, n| {
+            g.op(
+                "Gather",
+                &[&n["w"], &n["ids"]],
+                vec![("axis", Attr::Int(0))],
+            )
+        },
+    );
     check(
         Case {
             name: "embed",
