@@ -71,7 +71,7 @@ fn session(path: &std::path::Path, options: &RunnerOptions) -> Result<Session> {
         .with_flush_to_zero()
         .map_err(|e| Error::Runtime(e.to_string()))?;
     // ORT's memory pattern pre-plans one block from earlier runs' shapes. For
-    // MiniLM on 2 cores it raised the peak by 40-60% and was not measurably
+    // MiniLM on 2 cores it raised the peak by 35-60% and was not consistently
     // faster, so it is off unless the recipe asks (low_memory = false).
     if options.low_memory {
         b = b

@@ -196,10 +196,10 @@ pub struct TrainingSection {
     /// Let ONNX Runtime allocate each step's intermediates as it goes (on,
     /// the default) rather than pre-plan one block from earlier steps' shapes
     /// (`false`, its "memory pattern"). With MiniLM on 2 cores the plan cost
-    /// 40–60% more peak RSS (2.07 against 1.46 GiB at 128 tokens, 3.55
-    /// against 2.20 at 256) and steps were not measurably faster, within
-    /// ±5% run-to-run noise. Like the device, not part of what a checkpoint
-    /// must match.
+    /// 35–60% more peak RSS (1.66 against 1.24 GiB at 128 tokens, 3.11
+    /// against 1.96 at 256) and steps were not consistently faster:
+    /// alternating runs went either way, by up to 15%. Like the device, not
+    /// part of what a checkpoint must match.
     #[serde(default = "yes")]
     pub low_memory: bool,
     /// CPU only: parameters larger than this many elements are updated by
