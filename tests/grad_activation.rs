@@ -157,33 +157,24 @@ fn softmax_then_product_matches_finite_differences() {
         g.op("MatMul", &[&p, v], vec![])
     };
     // Scores and values both trained; values shared across the batch; values fixed.
-    check(
-        Case {
-            name: "softmax_matmul",
-            inputs: vec![
-                ("s", Param(vec![2, 3, 4, 5])),
-                ("v", Param(vec![2, 3, 5, 6])),
-            ],
-            positive: false,
-        },
-        |g, n| attention(g, &n["s"], &n["v"]),
-    );
-    check(
-        Case {
-            name: "softmax_matmul_broadcast",
-            inputs: vec![("s", Param(vec![2, 4, 5])), ("v", Param(vec![5, 3]))],
-            positive: false,
-        },
-        |g, n| attention(g, &n["s"], &n["v"]),
-    );
-    check(
-        Case {
-            name: "softmax_matmul_fixed_values",
-            inputs: vec![("s", Param(vec![3, 4, 5])), ("v", Const(vec![3, 5, 2]))],
-            positive: false,
-        },
-        |g, n| attention(g, &n["s"], &n["v"]),
-    );
+    for (name, s, v) in [
+        ("softmax_matmul", vec![2, 3, 4, 5], Param(vec![2, 3, 5, 6])),
+        ("softmax_matmul_broadcast", vec![2, 4, 5], Param(vec![5, 3])),
+        (
+            "softmax_matmul_fixed_values",
+            vec![3, 4, 5],
+            Const(vec![3, 5, 2]),
+        ),
+    ] {
+        check(
+            Case {
+                name,
+                inputs: vec![("s", Param(s)), ("v", v)],
+                positive: false,
+            },
+            |g, n| attention(g, &n["s"], &n["v"]),
+        );
+    }
     // The probabilities also feed the output directly: op-by-op rules.
     check(
         Case {

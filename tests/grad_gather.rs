@@ -8,41 +8,30 @@ use rewardkit::onnx::Attr;
 
 #[test]
 fn embedding_lookup_with_repeats() {
-    // A large table: the scatter path (small tables take the one-hot product).
-    check(
-        Case {
-            name: "embed_large_table",
-            inputs: vec![
-                ("w", Param(vec![300, 2])),
-                ("ids", Ints(vec![2, 3], vec![0, 25, 0, 50, -1, 25])),
-            ],
-            positive: false,
-        },
-        |g, n| {
-            g.op(
-                "Gather",
-                &[&n["w"], &n["ids"]],
-                vec![("axis", Attr::Int(0))],
-            )
-        },
-    );
-    check(
-        Case {
-            name: "embed",
-            inputs: vec![
-                ("w", Param(vec![6, 4])),
-                ("ids", Ints(vec![2, 3], vec![1, 5, 1, 0, 5, 5])),
-            ],
-            positive: false,
-        },
-        |g, n| {
-            g.op(
-                "Gather",
-                &[&n["w"], &n["ids"]],
-                vec![("axis", Attr::Int(0))],
-            )
-        },
-    );
+    // A large table takes the scatter path, a small one the one-hot product.
+    for (name, table, ids) in [
+        (
+            "embed_large_table",
+            vec![300, 2],
+            vec![0, 25, 0, 50, -1, 25],
+        ),
+        ("embed", vec![6, 4], vec![1, 5, 1, 0, 5, 5]),
+    ] {
+        check(
+            Case {
+                name,
+                inputs: vec![("w", Param(table)), ("ids", Ints(vec![2, 3], ids))],
+                positive: false,
+            },
+            |g, n| {
+                g.op(
+                    "Gather",
+                    &[&n["w"], &n["ids"]],
+                    vec![("axis", Attr::Int(0))],
+                )
+            },
+        );
+    }
 }
 
 #[test]

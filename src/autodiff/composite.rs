@@ -218,10 +218,11 @@ pub fn emit(
                 node: last,
                 needs: vec![needs[0], needs[1]],
             };
+            // The rule returns None for an operand `needs` leaves out.
             let mut grads = matmul(e, &view, &[Some(dy.to_string())])?;
             grads.resize(2, None);
             let ds = match grads[0].take() {
-                Some(dp) if needs[0] => {
+                Some(dp) => {
                     // ds = p·(dp − Σⱼ dpⱼ·pⱼ), the sum taken as dctx·ctx.
                     let (p, ctx) = (&last.input[0], &last.output[0]);
                     let rank = e.rank(ctx)? as i64;
@@ -230,9 +231,9 @@ pub fn emit(
                     let centred = e.sub(&dp, &dot);
                     Some(e.mul(p, &centred))
                 }
-                _ => None,
+                None => None,
             };
-            Ok(vec![ds, grads[1].take().filter(|_| needs[1])])
+            Ok(vec![ds, grads[1].take()])
         }
     }
 }

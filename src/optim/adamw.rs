@@ -69,11 +69,10 @@ pub struct Slot {
     pub state: Vec<String>,
     pub new_param: String,
     pub new_state: Vec<String>,
-    /// The parameter's name.
-    pub of: String,
-    /// First element of the piece in the flattened parameter, and its length.
-    pub offset: usize,
-    pub len: usize,
+    /// The slot's tensor dims (a piece is flat).
+    pub dims: Vec<i64>,
+    /// Whether weight decay applies.
+    pub decay: bool,
 }
 
 /// Elements per piece for CPU updates: a piece's whole chain of elementwise
@@ -164,18 +163,17 @@ pub fn build_optimizer_graph(
         OptimizerKind::Sgd => (None, None),
     };
     let mut slots = Vec::with_capacity(params.len());
-    // Each slot's dims and whether it decays, by slot.
-    let mut slot_dims: Vec<(Vec<Dim>, bool)> = Vec::with_capacity(params.len());
     for p in params {
         let n = p.dims.iter().product::<i64>().max(0) as usize;
         let cut = pieces(n, piece);
-        for (j, &(offset, len)) in cut.iter().enumerate() {
+        for (j, &(_, len)) in cut.iter().enumerate() {
             let name = piece_name(&p.name, j, cut.len());
-            let dims: Vec<Dim> = if cut.len() == 1 {
-                p.dims.iter().map(|&d| Dim::Fixed(d)).collect()
+            let shape = if cut.len() == 1 {
+                p.dims.clone()
             } else {
-                vec![Dim::Fixed(len as i64)]
+                vec![len as i64]
             };
+            let dims: Vec<Dim> = shape.iter().map(|&d| Dim::Fixed(d)).collect();
             let param = g.input(&format!("param/{name}"), FLOAT, &dims);
             let grad = g.input(&format!("grad/{name}"), FLOAT, &dims);
             let state: Vec<String> = kind
@@ -193,11 +191,9 @@ pub fn build_optimizer_graph(
                     .map(|s| format!("new_{s}/{name}"))
                     .collect(),
                 state,
-                of: p.name.clone(),
-                offset,
-                len,
+                dims: shape,
+                decay: p.decay,
             });
-            slot_dims.push((dims, p.decay));
         }
     }
     // Global norm over all gradients, and the clipping factor.
@@ -302,8 +298,9 @@ pub fn build_optimizer_graph(
             },
         },
     };
-    for (slot, (dims, decay)) in slots.iter().zip(slot_dims) {
+    for slot in &slots {
         g.set_scope(slot.param.trim_start_matches("param/"));
+        let dims: Vec<Dim> = slot.dims.iter().map(|&d| Dim::Fixed(d)).collect();
         let a = match &rule {
             Rule::Adamw(a) => a,
             Rule::Sgd { rate } => {
@@ -349,7 +346,7 @@ pub fn build_optimizer_graph(
         let denom = g.op("Add", &[&sv, &a.eps_hat], vec![]);
         let ratio = g.op("Div", &[&m, &denom], vec![]);
         let step = g.op("Mul", &[&ratio, &a.step_hat], vec![]);
-        let decayed = match (&a.keep, decay) {
+        let decayed = match (&a.keep, slot.decay) {
             (Some(keep), true) => g.op("Mul", &[&slot.param, keep], vec![]),
             _ => slot.param.clone(),
         };

@@ -87,14 +87,19 @@ fn one_hot_rows(e: &mut Emit<'_>, v: i64, data: &str, idx: &str, g: &str) -> Str
         vec![("to", Attr::Int(crate::onnx::proto::data_type::FLOAT as i64))],
     );
     let hot_t = e.op("Transpose", &[&hot], vec![("perm", Attr::Ints(vec![1, 0]))]);
-    // The table's shape [v, width] with v replaced by -1: g as one row per index.
     let table = e.shape_of(data);
-    let (one, two) = (e.i64s(&[1]), e.i64s(&[2]));
-    let width = e.op("Slice", &[&table, &one, &two], vec![]);
-    let minus1 = e.i64s(&[-1]);
-    let g_shape = e.op("Concat", &[&minus1, &width], vec![("axis", Attr::Int(0))]);
-    let g2 = e.op("Reshape", &[g, &g_shape], vec![]);
+    let g2 = one_row_per_index(e, &table, g);
     e.op("MatMul", &[&hot_t, &g2], vec![])
+}
+
+/// `g` reshaped to `[-1, width]`, `width` being dim 1 of the two-dimensional
+/// shape `table` (an int64 shape value): one row per gathered index.
+fn one_row_per_index(e: &mut Emit<'_>, table: &str, g: &str) -> String {
+    let (one, two) = (e.i64s(&[1]), e.i64s(&[2]));
+    let width = e.op("Slice", &[table, &one, &two], vec![]);
+    let minus1 = e.i64s(&[-1]);
+    let shape = e.op("Concat", &[&minus1, &width], vec![("axis", Attr::Int(0))]);
+    e.op("Reshape", &[g, &shape], vec![])
 }
 
 /// Zeros shaped like `data` (`[V, rest..]`, of rank `rank`) with the rows of `g`
@@ -124,11 +129,7 @@ fn scatter_add_rows(e: &mut Emit<'_>, data: &str, rank: usize, idx: &str, g: &st
         e.op("Reshape", &[&zeros, &rows_by_rest], vec![])
     };
     let shape2 = e.op("Shape", &[&zeros2], vec![]);
-    let (one, two) = (e.i64s(&[1]), e.i64s(&[2]));
-    let rest = e.op("Slice", &[&shape2, &one, &two], vec![]);
-    let minus1 = e.i64s(&[-1]);
-    let upd_shape = e.op("Concat", &[&minus1, &rest], vec![("axis", Attr::Int(0))]);
-    let g2 = e.op("Reshape", &[g, &upd_shape], vec![]);
+    let g2 = one_row_per_index(e, &shape2, g);
     let column = e.i64s(&[-1, 1]);
     let idx2 = e.op("Reshape", &[idx, &column], vec![]);
     let g2_shape = e.op("Shape", &[&g2], vec![]);
