@@ -257,7 +257,7 @@ fn fused_and_portable_bundles_score_alike() {
     let portable = common::tiny_bundle(dir.path(), "portable", &opts.clone().with_portable(true));
     assert_eq!(
         common::contrib_ops(&fused),
-        ["Attention", "BiasGelu", "SkipLayerNormalization"]
+        ["Attention", "BiasGelu"]
     );
     assert!(common::contrib_ops(&portable).is_empty());
     let pairs = common::pairs();
