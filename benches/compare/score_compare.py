@@ -197,7 +197,7 @@ class PairEncoder:
 # into runs of at most max_batch pairs and max_tokens padded tokens, choosing
 # the split with the fewest padded tokens plus RK_RUN_COST_TOKENS per run.
 RK_RUN_COST_TOKENS = 64
-RK_MAX_TOKENS = 32 * 512
+RK_MAX_TOKENS = 2048  # engine::DEFAULT_MAX_TOKENS (the CPU default)
 
 
 def rk_runs(sorted_lengths, max_batch, max_tokens=RK_MAX_TOKENS):

@@ -26,9 +26,10 @@ pub(super) struct ScoreArgs {
     /// Most pairs per model run.
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    /// Most padded tokens (pairs × longest pair) per model run; 0 = no limit.
-    #[arg(long, default_value_t = crate::engine::DEFAULT_MAX_TOKENS)]
-    max_tokens: usize,
+    /// Most padded tokens (pairs × longest pair) per model run; 0 = no limit
+    /// [default: 2048 on the CPU, 16384 on CUDA]
+    #[arg(long)]
+    max_tokens: Option<usize>,
     /// Intra-op threads (0 = one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -101,8 +102,10 @@ pub(super) fn run(args: ScoreArgs) -> Result<()> {
     let mut opts = ScorerOptions::default()
         .with_threads(args.threads)
         .with_max_batch(args.batch_size)
-        .with_max_tokens(args.max_tokens)
         .with_device(args.device.parse::<Device>()?);
+    if let Some(n) = args.max_tokens {
+        opts = opts.with_max_tokens(n);
+    }
     if let Some(n) = args.max_length {
         opts = opts.with_max_length(n);
     }

@@ -3,4 +3,4 @@
 mod scorer;
 
 pub use crate::runtime::Device;
-pub use scorer::{Scorer, ScorerOptions, DEFAULT_MAX_TOKENS};
+pub use scorer::{Scorer, ScorerOptions, DEFAULT_MAX_TOKENS, DEFAULT_MAX_TOKENS_CUDA};

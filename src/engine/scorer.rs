@@ -8,8 +8,16 @@ use crate::model::bert::SCORES;
 use crate::runtime::{Device, ModelRunner, RunnerOptions, TensorInput};
 use crate::text::{pad_batch, EncodedPair, PairTokenizer};
 
-/// Default token budget per run: 32 pairs of 512 tokens.
-pub const DEFAULT_MAX_TOKENS: usize = 32 * 512;
+/// Default token budget per run on the CPU. Runs of about 2048 padded
+/// tokens keep a layer's activations in cache: for MiniLM on 2 cores, 32
+/// pairs of 256 tokens scored 10% faster as four runs of 8 than as one run
+/// of 32 (and 4 × 512 tokens 6% faster than 16 × 512); below 2048 the gain
+/// stops (same process, alternating, onnxruntime-python on the bundle).
+pub const DEFAULT_MAX_TOKENS: usize = 2048;
+
+/// Default token budget per run on CUDA: 32 pairs of 512 tokens (a GPU
+/// wants large runs).
+pub const DEFAULT_MAX_TOKENS_CUDA: usize = 32 * 512;
 
 /// Options for opening a [`Scorer`].
 #[derive(Debug, Clone)]
@@ -19,11 +27,13 @@ pub struct ScorerOptions {
     pub threads: usize,
     /// Most pairs run through the model at once.
     pub max_batch: usize,
-    /// Most padded tokens (pairs × longest pair) in one run; 0 = no limit
-    /// beyond `max_batch`. Long pairs then go in smaller runs, which bounds
-    /// the activations' memory whatever the bundle's `max_length`. A pair
-    /// longer than the budget still runs, alone.
-    pub max_tokens: usize,
+    /// Most padded tokens (pairs × longest pair) in one run; `Some(0)` = no
+    /// limit beyond `max_batch`; `None` = the device's default
+    /// ([`DEFAULT_MAX_TOKENS`] on the CPU, [`DEFAULT_MAX_TOKENS_CUDA`] on
+    /// CUDA). Long pairs then go in smaller runs, which bounds the
+    /// activations' memory whatever the bundle's `max_length`. A pair longer
+    /// than the budget still runs, alone.
+    pub max_tokens: Option<usize>,
     /// Longest encoded pair; `None` = the bundle's `max_length`. May only lower it.
     pub max_length: Option<usize>,
     pub device: Device,
@@ -40,7 +50,7 @@ impl Default for ScorerOptions {
         ScorerOptions {
             threads: 0,
             max_batch: 32,
-            max_tokens: DEFAULT_MAX_TOKENS,
+            max_tokens: None,
             max_length: None,
             device: Device::Cpu,
             max_sessions: 1,
@@ -59,7 +69,7 @@ impl ScorerOptions {
         self
     }
     pub fn with_max_tokens(mut self, max_tokens: usize) -> Self {
-        self.max_tokens = max_tokens;
+        self.max_tokens = Some(max_tokens);
         self
     }
     pub fn with_max_length(mut self, max_length: usize) -> Self {
@@ -190,7 +200,10 @@ impl Scorer {
             tokenizer,
             runner,
             max_batch: options.max_batch,
-            max_tokens: options.max_tokens,
+            max_tokens: options.max_tokens.unwrap_or(match options.device {
+                Device::Cpu => DEFAULT_MAX_TOKENS,
+                Device::Cuda(_) => DEFAULT_MAX_TOKENS_CUDA,
+            }),
             reward_index,
             uses_token_types,
         })
