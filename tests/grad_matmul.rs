@@ -94,7 +94,11 @@ fn linear_layer_with_transposed_weight() {
             positive: false,
         },
         |g, n| {
-            let wt = g.op("Transpose", &[&n["w"]], vec![("perm", Attr::Ints(vec![1, 0]))]);
+            let wt = g.op(
+                "Transpose",
+                &[&n["w"]],
+                vec![("perm", Attr::Ints(vec![1, 0]))],
+            );
             let y = g.op("MatMul", &[&n["x"], &wt], vec![]);
             g.op("Add", &[&y, &wt], vec![])
         },
@@ -121,7 +125,12 @@ fn linear_weight_gradient_is_one_product_in_the_weights_layout() {
         .expect("the weight gradient's producer");
     // Op by op it would be Transpose(xᵀ·dy): a product in [in, out] and a
     // transpose back.
-    assert_eq!(producer.op_type(), "MatMul", "dw is made by {}", producer.op_type());
+    assert_eq!(
+        producer.op_type(),
+        "MatMul",
+        "dw is made by {}",
+        producer.op_type()
+    );
     let n_transposes = graph
         .node
         .iter()

@@ -255,10 +255,7 @@ fn fused_and_portable_bundles_score_alike() {
     let opts = rewardkit::bundle::InitOptions::default().with_seed(5);
     let fused = common::tiny_bundle(dir.path(), "fused", &opts);
     let portable = common::tiny_bundle(dir.path(), "portable", &opts.clone().with_portable(true));
-    assert_eq!(
-        common::contrib_ops(&fused),
-        ["Attention", "BiasGelu"]
-    );
+    assert_eq!(common::contrib_ops(&fused), ["Attention", "BiasGelu"]);
     assert!(common::contrib_ops(&portable).is_empty());
     let pairs = common::pairs();
     let (prompts, responses) = split(&pairs);

@@ -38,9 +38,9 @@ use std::collections::HashMap;
 
 use super::{rules, Emit, NodeView};
 use crate::error::{Error, Result};
+use crate::onnx::builder::Attr;
 use crate::onnx::io::tensor_to_f32;
 use crate::onnx::proto::{data_type, GraphProto, NodeProto};
-use crate::onnx::builder::Attr;
 use crate::onnx::shape::{attr_int, attr_ints, ShapeInfo};
 
 /// A recognised chain and the values its gradient flows to.

@@ -200,10 +200,9 @@ impl Scorer {
             tokenizer,
             runner,
             max_batch: options.max_batch,
-            max_tokens: options.max_tokens.unwrap_or(match options.device {
-                Device::Cpu => DEFAULT_MAX_TOKENS,
-                Device::Cuda(_) => DEFAULT_MAX_TOKENS_CUDA,
-            }),
+            max_tokens: options
+                .max_tokens
+                .unwrap_or_else(|| default_max_tokens(options.device)),
             reward_index,
             uses_token_types,
         })
@@ -366,6 +365,14 @@ impl Scorer {
 /// run pays when it saves more padding than this.
 const RUN_COST_TOKENS: usize = 64;
 
+/// The token budget per run when [`ScorerOptions::max_tokens`] is `None`.
+fn default_max_tokens(device: Device) -> usize {
+    match device {
+        Device::Cpu => DEFAULT_MAX_TOKENS,
+        Device::Cuda(_) => DEFAULT_MAX_TOKENS_CUDA,
+    }
+}
+
 /// Most pairs in one run whatever `max_batch` says, which bounds the work of
 /// choosing the runs (it looks at every run length up to this).
 const MAX_RUN_PAIRS: usize = 4096;
@@ -419,6 +426,23 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_budget_defaults_by_device() {
+        assert_eq!(ScorerOptions::default().max_tokens, None);
+        assert_eq!(default_max_tokens(Device::Cpu), 2048);
+        assert_eq!(default_max_tokens(Device::Cuda(1)), 32 * 512);
+        // 256-token pairs: the CPU default splits 32 of them into runs of 8.
+        let lengths = vec![256; 32];
+        let ends = run_ends(&lengths, 32, default_max_tokens(Device::Cpu));
+        assert_eq!(ends, vec![8, 16, 24, 32]);
+        let ends = run_ends(&lengths, 32, default_max_tokens(Device::Cuda(0)));
+        assert_eq!(ends, vec![32]);
+        assert_eq!(
+            ScorerOptions::default().with_max_tokens(0).max_tokens,
+            Some(0)
+        );
+    }
 
     /// The runs `run_ends` makes, as slices of `lengths`.
     fn runs(lengths: &[usize], max_batch: usize, max_tokens: usize) -> Vec<Vec<usize>> {
