@@ -35,7 +35,9 @@ def text(seed, n):
     return " ".join(WORDS[(seed * 31 + i * 17 + i // 7) % len(WORDS)] for i in range(n))
 
 
-def torch_worker(max_length, steps, threads):
+def torch_training(max_length, threads):
+    """The PyTorch hand loop: returns step(s), one training step on batch s,
+    tokenizing included."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -55,10 +57,9 @@ def torch_worker(max_length, steps, threads):
                             lr=1e-5, betas=(0.9, 0.98), eps=1e-8)
     n_words = max_length * 2
     pairs = [(text(i, n_words), text(i + 100, n_words), text(i + 200, n_words)) for i in range(64)]
-    times = []
-    for step in range(steps):
-        batch = pairs[(step * 8) % 64:(step * 8) % 64 + 8]
-        t0 = time.perf_counter()
+
+    def step(s):
+        batch = pairs[(s * 8) % 64:(s * 8) % 64 + 8]
         prompts = [p for p, _, _ in batch] * 2
         responses = [c for _, c, _ in batch] + [r for _, _, r in batch]
         enc = tok(prompts, responses, truncation=True, max_length=max_length, padding="max_length", return_tensors="pt")
@@ -71,6 +72,16 @@ def torch_worker(max_length, steps, threads):
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
         opt.step()
+
+    return step
+
+
+def torch_worker(max_length, steps, threads):
+    step = torch_training(max_length, threads)
+    times = []
+    for s in range(steps):
+        t0 = time.perf_counter()
+        step(s)
         times.append(time.perf_counter() - t0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"impl": "pytorch", "max_length": max_length, "step_seconds": times, "peak_rss_kib": rss}))

@@ -23,42 +23,9 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    import torch
     from torch.profiler import ProfilerActivity, profile
-    from transformers import AutoModel, AutoTokenizer
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(train_speed.BACKBONE)
-    model = AutoModel.from_pretrained(train_speed.BACKBONE, attn_implementation="eager")
-    model.train()
-    for m in model.modules():
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
-    head = torch.nn.Linear(model.config.hidden_size, 1)
-    params = list(model.named_parameters()) + [("head." + n, p) for n, p in head.named_parameters()]
-    decay = [p for n, p in params if p.dim() >= 2 and "LayerNorm" not in n]
-    no_decay = [p for n, p in params if not (p.dim() >= 2 and "LayerNorm" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=1e-5, betas=(0.9, 0.98), eps=1e-8)
-    L = args.max_length
-    pairs = [(train_speed.text(i, 2 * L), train_speed.text(i + 100, 2 * L), train_speed.text(i + 200, 2 * L))
-             for i in range(64)]
-
-    def step(s):
-        batch = pairs[(s * 8) % 64:(s * 8) % 64 + 8]
-        enc = tok([p for p, _, _ in batch] * 2, [c for _, c, _ in batch] + [r for _, _, r in batch],
-                  truncation=True, max_length=L, padding="max_length", return_tensors="pt")
-        out = model(**enc).last_hidden_state
-        mask = enc["attention_mask"].unsqueeze(-1).float()
-        pooled = (out * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        r = head(pooled).squeeze(-1)
-        loss = torch.nn.functional.softplus(-(r[:8] - r[8:])).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for _, p in params], 1.0)
-        opt.step()
-
+    step = train_speed.torch_training(args.max_length, args.threads)
     for s in range(3):
         step(s)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
