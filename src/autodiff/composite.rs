@@ -9,9 +9,9 @@
 //! keeps two extra tensors of that size per layer (`x/√2` and
 //! `1 + erf(x/√2)`). Recognised as a whole, its gradient is computed from
 //! `x` alone in nine passes (ten when the incoming gradient is not a
-//! product that ONNX Runtime can scale); the forward chain's intermediates are then
-//! read by nothing else, so they are freed at once, and ONNX Runtime fuses
-//! the chain into its single Gelu kernel.
+//! product that ONNX Runtime can scale); the forward chain's intermediates
+//! are then read by nothing else, so they are freed at once, and ONNX
+//! Runtime fuses the chain into its single Gelu kernel.
 //!
 //! Attention's `Softmax` followed by the product with the values,
 //! `ctx = softmax(s)·v`, is the other chain. Op by op, the softmax backward
@@ -268,7 +268,7 @@ pub fn emit(
             };
             Ok(vec![ds, grads[1].take()])
         }
-        CompositeKind::Linear => linear(e, &c.inputs[0], &c.inputs[1], needs, dy),
+        CompositeKind::Linear => linear(e, &c.inputs[0], &c.inputs[1], &last.output[0], needs, dy),
     }
 }
 
@@ -277,29 +277,14 @@ fn linear(
     e: &mut Emit<'_>,
     x: &str,
     w: &str,
+    y: &str,
     needs: &[bool],
     dy: &str,
 ) -> Result<Vec<Option<String>>> {
     let dx = needs[0].then(|| e.op("MatMul", &[dy, w], vec![]));
     let dw = if needs[1] {
-        let rank = e.rank(x)?;
-        let (x2, dy2) = if rank == 2 {
-            (x.to_string(), dy.to_string())
-        } else {
-            let dim = |e: &Emit<'_>, v: &str, axis: usize| -> Result<i64> {
-                e.shape(v)?.dims[axis].known().ok_or_else(|| {
-                    Error::InvalidArgument(format!("dim {axis} of {v} must be known"))
-                })
-            };
-            // x: [..., k]; w: [m, k]; dy: [..., m].
-            let (k, m) = (dim(e, x, rank - 1)?, dim(e, w, 0)?);
-            let sx = e.i64s(&[-1, k]);
-            let sy = e.i64s(&[-1, m]);
-            (
-                e.op("Reshape", &[x, &sx], vec![]),
-                e.op("Reshape", &[dy, &sy], vec![]),
-            )
-        };
+        let x2 = e.as_rows(x, x)?;
+        let dy2 = e.as_rows(dy, y)?;
         let dyt = e.op("Transpose", &[&dy2], vec![("perm", Attr::Ints(vec![1, 0]))]);
         Some(e.op("MatMul", &[&dyt, &x2], vec![]))
     } else {

@@ -196,6 +196,23 @@ impl<'a> Emit<'a> {
         self.op("Shape", &[name], vec![])
     }
 
+    /// `x` as a matrix of rows: reshaped to `[-1, d]`, where `d` is the last
+    /// dim of the forward value `like` (x's own shape, or that of the value
+    /// x is the gradient of), which must be known. A matrix is returned as
+    /// it is.
+    pub fn as_rows(&mut self, x: &str, like: &str) -> Result<String> {
+        let s = self.shape(like)?;
+        let rank = s.rank();
+        if rank == 2 {
+            return Ok(x.to_string());
+        }
+        let d = s.dims[rank - 1].known().ok_or_else(|| {
+            Error::InvalidArgument(format!("the last dim of {like} must be known"))
+        })?;
+        let shape = self.i64s(&[-1, d]);
+        Ok(self.op("Reshape", &[x, &shape], vec![]))
+    }
+
     /// Swap the last two axes of a tensor of rank `rank`.
     pub fn transpose_last2(&mut self, x: &str, rank: usize) -> String {
         let mut perm: Vec<i64> = (0..rank as i64).collect();

@@ -23,7 +23,6 @@ pub fn matmul(
             "MatMul with a rank-1 operand (ranks {ra}, {rb}) is not differentiable here"
         )));
     }
-    let ry = e.rank(y)?;
     let da = if n.needs(0) {
         let bt = e.transpose_last2(b, rb);
         let t = e.op("MatMul", &[g, &bt], vec![]);
@@ -33,16 +32,8 @@ pub fn matmul(
     };
     let db = if n.needs(1) {
         if rb == 2 && ra > 2 {
-            let k = e.shape(a)?.dims[ra - 1].known().ok_or_else(|| {
-                Error::InvalidArgument(format!("the inner dim of {a} must be known"))
-            })?;
-            let m = e.shape(y)?.dims[ry - 1].known().ok_or_else(|| {
-                Error::InvalidArgument(format!("the last dim of {y} must be known"))
-            })?;
-            let sa = e.i64s(&[-1, k]);
-            let sg = e.i64s(&[-1, m]);
-            let a2 = e.op("Reshape", &[a, &sa], vec![]);
-            let g2 = e.op("Reshape", &[g, &sg], vec![]);
+            let a2 = e.as_rows(a, a)?;
+            let g2 = e.as_rows(g, y)?;
             let a2t = e.op("Transpose", &[&a2], vec![("perm", Attr::Ints(vec![1, 0]))]);
             Some(e.op("MatMul", &[&a2t, &g2], vec![]))
         } else {
