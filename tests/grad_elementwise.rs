@@ -24,7 +24,44 @@ fn add_sub_mul_div_with_broadcasting() {
         binary(op, vec![2, 3, 4], vec![4], positive);
         binary(op, vec![2, 1, 4], vec![3, 1], positive);
         binary(op, vec![1, 3, 1], vec![2, 3, 4], positive);
+        // Only leading axes summed: the gradient is a product with a row of ones.
+        binary(op, vec![2, 3, 4], vec![1, 3, 4], positive);
+        binary(op, vec![2, 3, 4], vec![3, 4], positive);
+        binary(op, vec![2, 3, 4], vec![1, 1, 4], positive);
     }
+}
+
+/// Biases over symbolic batch dims: each bias gradient is one product of a
+/// row of ones with the incoming gradient (no `ReduceSum`), and the row is
+/// built once for all sums over the same leading dims.
+#[test]
+fn bias_gradients_are_products_with_one_shared_row_of_ones() {
+    use rewardkit::onnx::builder::{Attr, Dim};
+    use rewardkit::onnx::proto::data_type::FLOAT;
+    let mut g = rewardkit::onnx::GraphBuilder::new();
+    let dims = [
+        Dim::Named("batch".into()),
+        Dim::Named("sequence".into()),
+        Dim::Fixed(4),
+    ];
+    let x = g.input("x", FLOAT, &dims);
+    let b1 = g.input("b1", FLOAT, &[Dim::Fixed(4)]);
+    let b2 = g.input("b2", FLOAT, &[Dim::Fixed(1), Dim::Fixed(1), Dim::Fixed(4)]);
+    let y = g.op("Add", &[&x, &b1], vec![]);
+    let y = g.op("Tanh", &[&y], vec![]);
+    let y = g.op("Mul", &[&y, &b2], vec![]);
+    let loss = g.op("ReduceSum", &[&y], vec![("keepdims", Attr::Int(0))]);
+    rewardkit::autodiff::differentiate(&mut g, &loss, &[b1, b2]).expect("differentiate");
+    let graph = g.snapshot();
+    let count = |op: &str| graph.node.iter().filter(|n| n.op_type() == op).count();
+    // The loss's own ReduceSum is the only one.
+    assert_eq!(count("ReduceSum"), 1);
+    assert_eq!(count("MatMul"), 2);
+    assert_eq!(
+        count("ConstantOfShape"),
+        2,
+        "the seed's ones and one shared row"
+    );
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Helpers that rules use to emit backward nodes.
 
+use std::collections::HashMap;
+
 use crate::error::{Error, Result};
 use crate::onnx::builder::{tensor_f32, Attr};
 use crate::onnx::proto::data_type;
@@ -10,11 +12,32 @@ use crate::onnx::GraphBuilder;
 pub struct Emit<'a> {
     pub g: &'a mut GraphBuilder,
     pub shapes: &'a ShapeInfo,
+    /// Values shared by the rules of one backward pass (see [`Self::with_memo`]).
+    memo: Option<&'a mut HashMap<String, String>>,
 }
 
 impl<'a> Emit<'a> {
     pub fn new(g: &'a mut GraphBuilder, shapes: &'a ShapeInfo) -> Self {
-        Emit { g, shapes }
+        Emit {
+            g,
+            shapes,
+            memo: None,
+        }
+    }
+
+    /// An emitter that reuses run-time helper values (the rows of ones of
+    /// [`Self::sum_leading`]) made by earlier rules of the same backward
+    /// pass, keyed in `memo`, instead of building them again.
+    pub fn with_memo(
+        g: &'a mut GraphBuilder,
+        shapes: &'a ShapeInfo,
+        memo: &'a mut HashMap<String, String>,
+    ) -> Self {
+        Emit {
+            g,
+            shapes,
+            memo: Some(memo),
+        }
     }
 
     pub fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
@@ -149,12 +172,70 @@ impl<'a> Emit<'a> {
         if axes.is_empty() {
             return Ok(grad.to_string());
         }
+        // Only leading axes summed (a bias of a batched product or sum):
+        // a product with a row of ones, when the kept dims are known.
+        if axes.iter().enumerate().all(|(i, &ax)| ax == i as i64) {
+            if let Some(summed) = self.sum_leading(grad, &y.dims, axes.len())? {
+                let shape = self.shape_of(target);
+                return Ok(self.op("Reshape", &[&summed, &shape], vec![]));
+            }
+        }
         let summed = self.reduce_sum(grad, &axes, true);
         if lead == 0 {
             return Ok(summed);
         }
         let shape = self.shape_of(target);
         Ok(self.op("Reshape", &[&summed, &shape], vec![]))
+    }
+
+    /// Sum `x`, whose dims are `dims`, over its first `lead` axes: the
+    /// product `1ᵀ·X` of a row of ones with `x` viewed as a `[rows, d]`
+    /// matrix, shaped `[1, d]`. None when that does not apply (nothing or
+    /// everything summed, or a kept dim not known); callers then use
+    /// `ReduceSum`. On 2 cores ONNX Runtime's `ReduceSum` over the leading
+    /// axes of a [2048, 384] tensor took 0.50-0.53 ms against 0.31-0.33 for
+    /// the product, and 1.46-1.75 against 0.74-0.75 ms at [2048, 1536];
+    /// the product also accumulates with less rounding error.
+    pub fn sum_leading(&mut self, x: &str, dims: &[Dim], lead: usize) -> Result<Option<String>> {
+        if lead == 0 || lead >= dims.len() {
+            return Ok(None);
+        }
+        let Some(d) = dims[lead..].iter().map(Dim::known).product::<Option<i64>>() else {
+            return Ok(None);
+        };
+        let shape = self.i64s(&[-1, d]);
+        let rows = self.op("Reshape", &[x, &shape], vec![]);
+        // The row of ones is as long as `rows` has rows, known only at run
+        // time; it is shared by every sum over the same leading dims.
+        let key = format!("ones_row{:?}", &dims[..lead]);
+        let shareable = dims[..lead].iter().all(|d| !matches!(d, Dim::Unknown));
+        let cached = match (&self.memo, shareable) {
+            (Some(m), true) => m.get(&key).cloned(),
+            _ => None,
+        };
+        let ones = match cached {
+            Some(v) => v,
+            None => {
+                let count = self.op(
+                    "Shape",
+                    &[&rows],
+                    vec![("start", Attr::Int(0)), ("end", Attr::Int(1))],
+                );
+                let one = self.i64s(&[1]);
+                let row = self.op("Concat", &[&one, &count], vec![("axis", Attr::Int(0))]);
+                let t = tensor_f32("value", &[1], &[1.0]);
+                let ones = self.op(
+                    "ConstantOfShape",
+                    &[&row],
+                    vec![("value", Attr::Tensor(Box::new(t)))],
+                );
+                if let (Some(m), true) = (self.memo.as_deref_mut(), shareable) {
+                    m.insert(key, ones.clone());
+                }
+                ones
+            }
+        };
+        Ok(Some(self.op("MatMul", &[&ones, &rows], vec![])))
     }
 
     /// Unbroadcast with the reduced axes found at run time: every axis where

@@ -109,9 +109,10 @@ pub fn differentiate(g: &mut GraphBuilder, loss: &str, wrt: &[String]) -> Result
 
     // Backward: walk nodes in reverse, summing gradient contributions.
     let mut contributions: HashMap<String, Vec<String>> = HashMap::new();
+    let mut memo: HashMap<String, String> = HashMap::new();
     let prev_scope = g.set_scope("grad");
     let seed = {
-        let mut e = Emit::new(g, &shapes);
+        let mut e = Emit::with_memo(g, &shapes, &mut memo);
         e.ones_like(loss)
     };
     contributions.insert(loss.to_string(), vec![seed]);
@@ -128,7 +129,7 @@ pub fn differentiate(g: &mut GraphBuilder, loss: &str, wrt: &[String]) -> Result
         if let Some(c) = composites.get(&index) {
             // The whole chain in one rule: its interior nodes receive no
             // gradient and are skipped when the walk reaches them.
-            let mut e = Emit::new(g, &shapes);
+            let mut e = Emit::with_memo(g, &shapes, &mut memo);
             let dy = e
                 .sum_contributions(contributions.get(&node.output[0]))
                 .ok_or_else(|| Error::Internal("composite without a gradient".into()))?;
@@ -155,7 +156,7 @@ pub fn differentiate(g: &mut GraphBuilder, loss: &str, wrt: &[String]) -> Result
                 node.name()
             ))
         })?;
-        let mut e = Emit::new(g, &shapes);
+        let mut e = Emit::with_memo(g, &shapes, &mut memo);
         let dys: Vec<Option<String>> = node
             .output
             .iter()
@@ -184,7 +185,7 @@ pub fn differentiate(g: &mut GraphBuilder, loss: &str, wrt: &[String]) -> Result
     }
     let mut grads = Vec::with_capacity(wrt.len());
     for w in wrt {
-        let mut e = Emit::new(g, &shapes);
+        let mut e = Emit::with_memo(g, &shapes, &mut memo);
         let dw = match e.sum_contributions(contributions.get(w)) {
             Some(d) => d,
             None => e.zeros_like(w),

@@ -53,22 +53,29 @@ pub fn layer_norm(
     } else {
         None
     };
+    // dγ and dβ sum over the leading (batch) axes down to the normalised dims.
+    let dims = e.shape(x)?.dims.clone();
+    let sum_lead = |e: &mut Emit<'_>, t: &str| -> Result<String> {
+        if lead_axes.is_empty() {
+            return Ok(t.to_string());
+        }
+        Ok(match e.sum_leading(t, &dims, ax)? {
+            Some(s) => {
+                let kept: Option<Vec<i64>> = dims[ax..].iter().map(|d| d.known()).collect();
+                let shape = e.i64s(&kept.unwrap_or_default());
+                e.op("Reshape", &[&s, &shape], vec![])
+            }
+            None => e.reduce_sum(t, &lead_axes, false),
+        })
+    };
     let dgamma = if n.needs(1) {
         let t = e.mul(g, &xhat);
-        Some(if lead_axes.is_empty() {
-            t
-        } else {
-            e.reduce_sum(&t, &lead_axes, false)
-        })
+        Some(sum_lead(e, &t)?)
     } else {
         None
     };
     let dbeta = if n.needs(2) {
-        Some(if lead_axes.is_empty() {
-            g.to_string()
-        } else {
-            e.reduce_sum(g, &lead_axes, false)
-        })
+        Some(sum_lead(e, g)?)
     } else {
         None
     };
