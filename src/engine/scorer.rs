@@ -102,6 +102,8 @@ pub struct Scorer {
     runner: ModelRunner,
     max_batch: usize,
     max_tokens: usize,
+    /// Threads for tokenizing (the intra-op thread count; 0 = one per core).
+    threads: usize,
     reward_index: usize,
     uses_token_types: bool,
 }
@@ -200,6 +202,7 @@ impl Scorer {
             tokenizer,
             runner,
             max_batch: options.max_batch,
+            threads: options.threads,
             max_tokens: options
                 .max_tokens
                 .unwrap_or_else(|| default_max_tokens(options.device)),
@@ -287,11 +290,11 @@ impl Scorer {
         if prompts.is_empty() {
             return Ok(result);
         }
-        let encoded = prompts
-            .iter()
-            .zip(responses)
-            .map(|(p, r)| self.tokenizer.encode_pair(p.as_ref(), r.as_ref()))
-            .collect::<Result<Vec<_>>>()?;
+        let prompts: Vec<&str> = prompts.iter().map(AsRef::as_ref).collect();
+        let responses: Vec<&str> = responses.iter().map(AsRef::as_ref).collect();
+        let encoded = self
+            .tokenizer
+            .encode_pairs(&prompts, &responses, self.threads)?;
         let mut order: Vec<usize> = (0..encoded.len()).collect();
         order.sort_by_key(|&i| encoded[i].len());
         let lengths: Vec<usize> = order.iter().map(|&i| encoded[i].len()).collect();

@@ -7,4 +7,6 @@ mod tokenizer;
 
 pub use batch::{pad_batch, Batch};
 pub use chat::{messages_from_prompt, ChatTemplate, ChatTemplateSpec, Message, RenderedPair};
-pub use tokenizer::{truncation_split, EncodedPair, PairTokenizer, RenderedText, TextMode};
+pub use tokenizer::{
+    truncation_split, EncodedPair, PairTokenizer, RenderedText, TextMode, PARALLEL_TEXT_BYTES,
+};

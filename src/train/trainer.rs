@@ -637,10 +637,9 @@ impl Trainer {
     }
 
     fn encode_rows(&self, pairs: &[(&str, &str)]) -> Result<Vec<EncodedPair>> {
-        pairs
-            .iter()
-            .map(|(p, r)| self.tokenizer.encode_pair(p, r))
-            .collect()
+        let (prompts, responses): (Vec<&str>, Vec<&str>) = pairs.iter().copied().unzip();
+        self.tokenizer
+            .encode_pairs(&prompts, &responses, self.recipe.training.threads)
     }
 
     fn text_inputs(&self, encoded: &[EncodedPair]) -> Vec<TensorInput<'static>> {
