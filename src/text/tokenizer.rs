@@ -39,6 +39,73 @@ pub struct PairTokenizer {
     special_tokens: usize,
     pad_id: i64,
     mode: TextMode,
+    /// Whether long texts may be encoded from a window at the end they keep
+    /// (see [`windowable`]).
+    windowed: bool,
+}
+
+/// Bytes of text per token budgeted for a first window (English text runs
+/// at 4-7 bytes per BERT token); a window that falls short is doubled.
+const WINDOW_BYTES_PER_TOKEN: usize = 8;
+
+/// Whether the tokens of text cut at an ASCII whitespace character are
+/// exactly the tokens of the text on that side of the cut: normalisation
+/// that maps characters one by one, a pre-tokenizer that splits at
+/// whitespace, a model that encodes each word alone, and no added token
+/// with whitespace inside. Then a long text truncated to a few hundred
+/// tokens need only be tokenized near the end it keeps. Other tokenizers
+/// (byte-level BPE, SentencePiece, ...) always encode the whole text.
+fn windowable(t: &Tokenizer) -> bool {
+    use tokenizers::{ModelWrapper as M, NormalizerWrapper as N, PreTokenizerWrapper as P};
+    fn per_char(n: &N) -> bool {
+        match n {
+            N::BertNormalizer(_)
+            | N::Lowercase(_)
+            | N::NFD(_)
+            | N::NFKD(_)
+            | N::StripAccents(_) => true,
+            N::Sequence(s) => s.as_ref().iter().all(per_char),
+            _ => false,
+        }
+    }
+    let normalizer = t.get_normalizer().is_none_or(per_char);
+    let pre = matches!(
+        t.get_pre_tokenizer(),
+        Some(P::BertPreTokenizer(_) | P::Whitespace(_) | P::WhitespaceSplit(_))
+    );
+    let model = matches!(t.get_model(), M::WordPiece(_) | M::WordLevel(_));
+    let added = t
+        .get_added_tokens_decoder()
+        .values()
+        .all(|a| !a.content.chars().any(char::is_whitespace));
+    normalizer && pre && model && added
+}
+
+/// Which end of a text its encoding keeps when truncated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeepEnd {
+    /// The start (a response).
+    Start,
+    /// The end (a prompt: its latest turn).
+    End,
+}
+
+/// About `window` bytes of `text` at the end it keeps, cut just past an
+/// ASCII whitespace character; None when there is no whitespace to cut at.
+fn window(text: &str, keep: KeepEnd, window: usize) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    match keep {
+        KeepEnd::Start => {
+            let at = bytes[..window.min(bytes.len())].iter().rposition(space)?;
+            Some(&text[..at])
+        }
+        KeepEnd::End => {
+            let from = bytes.len().saturating_sub(window);
+            let at = from + bytes[from..].iter().position(space)?;
+            Some(&text[at + 1..])
+        }
+    }
 }
 
 /// How a (prompt, response) pair becomes model input.
@@ -149,12 +216,14 @@ impl PairTokenizer {
                 "max_length {max_length} leaves no room for text ({special_tokens} special tokens per pair)"
             )));
         }
+        let windowed = windowable(&inner);
         Ok(PairTokenizer {
             inner,
             max_length,
             special_tokens,
             pad_id,
             mode: TextMode::Pair,
+            windowed,
         })
     }
 
@@ -377,10 +446,40 @@ impl PairTokenizer {
         })
     }
 
+    /// Encode one segment of a pair whose truncation keeps `keep` and at
+    /// most `budget` tokens. A long text is first encoded from a window at
+    /// that end (when the tokenizer allows it, see [`windowable`]); if the
+    /// window holds at least `budget` tokens, its encoding serves: the
+    /// tokens kept are the same, and [`truncation_split`] gives the same
+    /// split for any length of `budget` or more. Otherwise the window
+    /// doubles, up to the whole text.
+    fn encode_segment(
+        &self,
+        text: &str,
+        keep: KeepEnd,
+        budget: usize,
+        what: &str,
+    ) -> Result<Encoding> {
+        if self.windowed {
+            let mut size = budget.saturating_mul(WINDOW_BYTES_PER_TOKEN).max(64);
+            while size < text.len() {
+                let Some(part) = window(text, keep, size) else {
+                    break;
+                };
+                let enc = self.encode_plain(part, what)?;
+                if enc.len() >= budget {
+                    return Ok(enc);
+                }
+                size = size.saturating_mul(2);
+            }
+        }
+        self.encode_plain(text, what)
+    }
+
     fn encode_segments(&self, prompt: &str, response: &str) -> Result<EncodedPair> {
-        let mut p = self.encode_plain(prompt, "prompt")?;
-        let mut r = self.encode_plain(response, "response")?;
         let budget = self.max_length - self.special_tokens;
+        let mut p = self.encode_segment(prompt, KeepEnd::End, budget, "prompt")?;
+        let mut r = self.encode_segment(response, KeepEnd::Start, budget, "response")?;
         let (keep_p, keep_r) = truncation_split(p.len(), r.len(), budget);
         if keep_p < p.len() {
             p.truncate(keep_p, 0, TruncationDirection::Left);
@@ -469,6 +568,145 @@ mod tests {
             .encode_pairs::<&str, &str>(&[], &[], 2)
             .unwrap()
             .is_empty());
+    }
+
+    /// A BERT-style WordPiece tokenizer over a small vocabulary.
+    fn wordpiece_tokenizer(max_length: usize) -> PairTokenizer {
+        let mut vocab = serde_json::Map::new();
+        let pieces = [
+            "[UNK]", "[CLS]", "[SEP]", "[PAD]", "the", "model", "answer", "un", "##able", "##s",
+            "water", "re", "##ason", ",", ".", "!", "(", ")", "é", "cafe", "中", "文", "a", "##b",
+        ];
+        for (i, w) in pieces.iter().enumerate() {
+            vocab.insert(w.to_string(), i.into());
+        }
+        let json = serde_json::json!({
+            "version": "1.0", "truncation": null, "padding": null,
+            "added_tokens": [{"id": 0, "content": "[UNK]", "single_word": false, "lstrip": false,
+                "rstrip": false, "normalized": false, "special": true}],
+            "normalizer": {"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true,
+                "strip_accents": null, "lowercase": true},
+            "pre_tokenizer": {"type": "BertPreTokenizer"},
+            "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 2], "cls": ["[CLS]", 1]},
+            "decoder": null,
+            "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+                "max_input_chars_per_word": 12, "vocab": vocab}
+        });
+        PairTokenizer::from_bytes(json.to_string().as_bytes(), max_length, "test").unwrap()
+    }
+
+    /// Texts of every kind of piece the windows could cut badly: subwords,
+    /// punctuation glued to words, accents, CJK without spaces, words too
+    /// long for WordPiece, runs of mixed whitespace.
+    fn messy_text(seed: u64, words: usize) -> String {
+        const PARTS: [&str; 16] = [
+            "the",
+            "Model",
+            "unable",
+            "answers",
+            "water,",
+            "(reason)",
+            "Café",
+            "中文中文",
+            "ab",
+            "abababababababab",
+            "zzz",
+            "!",
+            "re-ason.",
+            "THE",
+            "ababab",
+            "xyzzy",
+        ];
+        const GAPS: [&str; 5] = [" ", "  ", "\n", "\t ", " \r\n"];
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as usize
+        };
+        let mut t = String::new();
+        for i in 0..words {
+            if i > 0 {
+                t.push_str(GAPS[next() % GAPS.len()]);
+            }
+            t.push_str(PARTS[next() % PARTS.len()]);
+        }
+        t
+    }
+
+    #[test]
+    fn windowed_encoding_equals_whole_text_encoding() {
+        for max_length in [8, 17, 64, 130] {
+            let tok = wordpiece_tokenizer(max_length);
+            assert!(tok.windowed, "a BERT tokenizer is windowable");
+            let mut whole = tok.clone();
+            whole.windowed = false;
+            for seed in 0..60u64 {
+                // From shorter than the window to many times longer.
+                let p = messy_text(seed, 1 + (seed as usize * 7) % 300);
+                let r = messy_text(seed + 1000, 1 + (seed as usize * 13) % 500);
+                for (a, b) in [(&p, &r), (&r, &p), (&p, &p)] {
+                    assert_eq!(
+                        tok.encode_pair(a, b).unwrap(),
+                        whole.encode_pair(a, b).unwrap(),
+                        "max_length {max_length}, seed {seed}"
+                    );
+                }
+            }
+            // One token per 17 bytes (words too long for WordPiece): the
+            // first window falls short and has to grow.
+            let sparse = "abababababababab ".repeat(300);
+            let short = messy_text(7, 3);
+            for (a, b) in [(&sparse, &sparse), (&sparse, &short), (&short, &sparse)] {
+                assert_eq!(
+                    tok.encode_pair(a, b).unwrap(),
+                    whole.encode_pair(a, b).unwrap()
+                );
+            }
+            // Text with no whitespace to cut at is encoded whole.
+            let cjk = "中文".repeat(400);
+            assert_eq!(
+                tok.encode_pair(&cjk, &cjk).unwrap(),
+                whole.encode_pair(&cjk, &cjk).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn only_word_by_word_tokenizers_are_windowed() {
+        assert!(word_tokenizer(16).windowed);
+        let json = |pre: serde_json::Value| {
+            serde_json::json!({
+                "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+                "normalizer": null, "pre_tokenizer": pre, "post_processor": null, "decoder": null,
+                "model": {"type": "WordLevel", "vocab": {"[UNK]": 0, "a": 1}, "unk_token": "[UNK]"}
+            })
+            .to_string()
+        };
+        let metaspace = json(serde_json::json!({"type": "Metaspace", "replacement": "▁",
+            "prepend_scheme": "always", "split": true}));
+        let t = PairTokenizer::from_bytes(metaspace.as_bytes(), 16, "test").unwrap();
+        assert!(!t.windowed);
+        let none = json(serde_json::Value::Null);
+        assert!(
+            !PairTokenizer::from_bytes(none.as_bytes(), 16, "test")
+                .unwrap()
+                .windowed
+        );
+    }
+
+    #[test]
+    fn windows_cut_at_whitespace() {
+        assert_eq!(window("ab cd ef", KeepEnd::Start, 5), Some("ab"));
+        assert_eq!(window("ab cd ef", KeepEnd::Start, 6), Some("ab cd"));
+        assert_eq!(window("ab cd ef", KeepEnd::End, 4), Some("ef"));
+        assert_eq!(window("ab cd ef", KeepEnd::End, 6), Some("cd ef"));
+        assert_eq!(window("abcdef", KeepEnd::Start, 3), None);
+        assert_eq!(window("abcdef", KeepEnd::End, 3), None);
+        // Multi-byte characters next to the cut stay whole.
+        assert_eq!(window("éé éé", KeepEnd::Start, 5), Some("éé"));
+        assert_eq!(window("éé éé", KeepEnd::End, 5), Some("éé"));
     }
 
     #[test]
