@@ -338,7 +338,14 @@ impl PairTokenizer {
         P: AsRef<str> + Sync,
         R: AsRef<str> + Sync,
     {
-        let n = prompts.len().min(responses.len());
+        if prompts.len() != responses.len() {
+            return Err(Error::LengthMismatch {
+                what: "prompts vs responses",
+                left: prompts.len(),
+                right: responses.len(),
+            });
+        }
+        let n = prompts.len();
         let one = |i: usize| self.encode_pair(prompts[i].as_ref(), responses[i].as_ref());
         let bytes: usize = (0..n)
             .map(|i| prompts[i].as_ref().len() + responses[i].as_ref().len())
@@ -354,7 +361,7 @@ impl PairTokenizer {
         // Pairs are handed out one at a time, so one long text does not
         // leave the other threads idle.
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut slots: Vec<Option<Result<EncodedPair>>> = (0..n).map(|_| None).collect();
+        let mut all: Vec<(usize, Result<EncodedPair>)> = Vec::with_capacity(n);
         std::thread::scope(|scope| {
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
@@ -373,16 +380,12 @@ impl PairTokenizer {
             for w in workers {
                 // A panic in the tokenizer is re-raised here, as it would be
                 // on the calling thread.
-                let done = w.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-                for (i, r) in done {
-                    slots[i] = Some(r);
-                }
+                all.extend(w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
             }
         });
-        slots
-            .into_iter()
-            .map(|s| s.unwrap_or_else(|| Err(Error::Internal("a pair was not encoded".into()))))
-            .collect()
+        // Every index was handed out exactly once.
+        all.sort_unstable_by_key(|&(i, _)| i);
+        all.into_iter().map(|(_, r)| r).collect()
     }
 
     /// Encode a rendered pair as one sequence. Tokens split into the
@@ -564,6 +567,10 @@ mod tests {
             assert_eq!(all, one_by_one, "threads = {threads}");
         }
         assert!(one_by_one.iter().all(|e| e.len() <= 64));
+        assert!(matches!(
+            tok.encode_pairs(&prompts, &responses[1..], 2),
+            Err(Error::LengthMismatch { .. })
+        ));
         assert!(tok
             .encode_pairs::<&str, &str>(&[], &[], 2)
             .unwrap()

@@ -53,16 +53,16 @@ pub fn layer_norm(
     } else {
         None
     };
-    // dγ and dβ sum over the leading (batch) axes down to the normalised dims.
+    // dγ and dβ sum `t` over the leading (batch) axes down to the shape of
+    // the parameter `p`.
     let dims = e.shape(x)?.dims.clone();
-    let sum_lead = |e: &mut Emit<'_>, t: &str| -> Result<String> {
+    let sum_lead = |e: &mut Emit<'_>, t: &str, p: &str| -> Result<String> {
         if lead_axes.is_empty() {
             return Ok(t.to_string());
         }
         Ok(match e.sum_leading(t, &dims, ax)? {
             Some(s) => {
-                let kept: Option<Vec<i64>> = dims[ax..].iter().map(|d| d.known()).collect();
-                let shape = e.i64s(&kept.unwrap_or_default());
+                let shape = e.shape_of(p);
                 e.op("Reshape", &[&s, &shape], vec![])
             }
             None => e.reduce_sum(t, &lead_axes, false),
@@ -70,12 +70,12 @@ pub fn layer_norm(
     };
     let dgamma = if n.needs(1) {
         let t = e.mul(g, &xhat);
-        Some(sum_lead(e, &t)?)
+        Some(sum_lead(e, &t, n.input(1))?)
     } else {
         None
     };
     let dbeta = if n.needs(2) {
-        Some(sum_lead(e, g)?)
+        Some(sum_lead(e, g, n.input(2))?)
     } else {
         None
     };
