@@ -120,15 +120,27 @@ def main():
         for impl, runs in res.items():
             steady = [t for r in runs for t in r["step_seconds"][2:]]
             summary[impl] = (statistics.median(steady), statistics.median(r["peak_rss_kib"] for r in runs) / 1024 / 1024)
-        rows.append((L, summary))
+        # The machine's speed drifts between rounds; each round's own ratio
+        # (runs seconds apart) shows how far the overall one can be trusted.
+        per_round = {impl: [] for impl in ["rewardkit", "rewardkit-planned"]}
+        for k, pt in enumerate(res["pytorch"]):
+            pt_t = statistics.median(pt["step_seconds"][2:])
+            for impl in per_round:
+                per_round[impl].append(pt_t / statistics.median(res[impl][k]["step_seconds"][2:]))
+        rows.append((L, summary, per_round))
     print(f"\nMiniLM reward model, BT + AdamW, 8 pairs/step, {args.threads} threads, fp32; "
           f"median of steps 3..{args.steps} over {args.rounds} alternating runs each")
     print(f"{'length':>6} | {'implementation':>21} | {'s/step':>7} | {'speed vs pytorch':>16} | {'peak RSS':>9}")
-    for L, s in rows:
+    for L, s, _ in rows:
         pt = s["pytorch"][0]
         for impl in ["pytorch", "rewardkit", "rewardkit-planned"]:
             t, rss = s[impl]
             print(f"{L:>6} | {impl:>21} | {t:>7.3f} | {pt / t:>15.2f}x | {rss:>5.2f} GiB")
+    print("\nspeed vs pytorch per round (pytorch's median step / the implementation's, same round):")
+    for L, _, per_round in rows:
+        for impl, ratios in per_round.items():
+            listed = ", ".join(f"{r:.2f}" for r in ratios)
+            print(f"{L:>6} | {impl:>21} | {listed} (median {statistics.median(ratios):.2f}x)")
 
 
 if __name__ == "__main__":
