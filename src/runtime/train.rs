@@ -19,7 +19,9 @@ use ort::value::{Shape, Tensor, TensorRefMut};
 use ort::AsPointer;
 
 use super::library::environment;
-use super::session::{with_device, Device, RunnerOptions, TensorData, TensorInput};
+use super::session::{
+    with_device, with_parked_workers, Device, RunnerOptions, TensorData, TensorInput,
+};
 use crate::error::{Error, Result};
 
 /// Tensors by name, copied out of ONNX Runtime.
@@ -70,6 +72,7 @@ fn session(path: &std::path::Path, options: &RunnerOptions) -> Result<Session> {
         .map_err(|e| Error::Runtime(e.to_string()))?
         .with_flush_to_zero()
         .map_err(|e| Error::Runtime(e.to_string()))?;
+    b = with_parked_workers(b)?;
     // ORT's memory pattern pre-plans one block from earlier runs' shapes. For
     // MiniLM on 2 cores it raised the peak by 35-60% and was not consistently
     // faster, so it is off unless the recipe asks (low_memory = false).
