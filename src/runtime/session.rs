@@ -49,27 +49,11 @@ impl std::fmt::Display for Device {
     }
 }
 
-/// Park ONNX Runtime's intra-op worker threads as soon as a run returns.
-/// By default they spin on for a while (about 50 ms of CPU time after each
-/// run, measured on 2 cores), which takes a core from whatever the process
-/// does next: the training step's next session (a trainer alternates its
-/// training and optimizer sessions; with this set, the optimizer run took
-/// 97-111 ms against 130-140 ms, three alternations), another scorer's
-/// session, or the host application's own threads. Within a run, workers
-/// still spin between operators.
-pub(crate) fn with_parked_workers(
-    builder: ort::session::builder::SessionBuilder,
-) -> Result<ort::session::builder::SessionBuilder> {
-    builder
-        .with_config_entry("session.force_spinning_stop", "1")
-        .map_err(|e| Error::Runtime(e.to_string()))
-}
-
 /// Register the execution provider of `device` on a session builder. CUDA
 /// runs float32 as float32 (TF32 tensor-core math off), so a CUDA session
 /// computes what the CPU one does up to summation order; half-precision
 /// bundles are the fast path on GPUs.
-pub(crate) fn with_device(
+fn with_device(
     builder: ort::session::builder::SessionBuilder,
     device: Device,
 ) -> Result<ort::session::builder::SessionBuilder> {
@@ -179,27 +163,46 @@ impl std::fmt::Debug for ModelRunner {
     }
 }
 
-fn make_session(path: &Path, options: &RunnerOptions) -> Result<Session> {
-    let env = environment()?;
-    let what = path.display().to_string();
-    let mut builder = Session::builder(env)?
-        .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(|e| Error::Runtime(e.to_string()))?;
-    // ONNX Runtime's pool threads flush subnormals; the calling thread does
-    // so while it runs (see `denormal`).
-    builder = builder
-        .with_flush_to_zero()
-        .map_err(|e| Error::Runtime(e.to_string()))?;
-    builder = with_parked_workers(builder)?;
-    if options.threads > 0 {
-        builder = builder
-            .with_intra_threads(options.threads)
-            .map_err(|e| Error::Runtime(e.to_string()))?;
+/// A session builder with the settings every rewardkit session shares:
+/// full graph optimisation, subnormals flushed, `options.threads` intra-op
+/// threads, `options.device`, and worker threads parked when a run returns.
+pub(crate) fn session_builder(
+    options: &RunnerOptions,
+) -> Result<ort::session::builder::SessionBuilder> {
+    fn rt(e: impl std::fmt::Display) -> Error {
+        Error::Runtime(e.to_string())
     }
-    builder = with_device(builder, options.device)?;
-    builder
+    let mut builder = Session::builder(environment()?)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(rt)?
+        // ONNX Runtime's pool threads flush subnormals; the calling thread
+        // does so while it runs (see `denormal`).
+        .with_flush_to_zero()
+        .map_err(rt)?
+        // By default the workers spin on for a while after a run returns
+        // (about 50 ms of CPU time each time, measured on 2 cores), taking a
+        // core from whatever the process does next: the trainer's other
+        // session (it alternates training and optimizer runs; parked, the
+        // optimizer run took 97-111 ms against 130-140 ms, three
+        // alternations), another scorer's session, or the host's own
+        // threads. Within a run they still spin between operators.
+        .with_config_entry("session.force_spinning_stop", "1")
+        .map_err(rt)?;
+    if options.threads > 0 {
+        builder = builder.with_intra_threads(options.threads).map_err(rt)?;
+    }
+    with_device(builder, options.device)
+}
+
+fn make_session(path: &Path, options: &RunnerOptions) -> Result<Session> {
+    session_builder(options)?
         .commit_from_file(path)
-        .map_err(|e| Error::model(what, format!("ONNX Runtime cannot load it: {e}")))
+        .map_err(|e| {
+            Error::model(
+                path.display().to_string(),
+                format!("ONNX Runtime cannot load it: {e}"),
+            )
+        })
 }
 
 impl ModelRunner {

@@ -14,14 +14,11 @@ use std::path::PathBuf;
 
 use ndarray::ArrayD;
 use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
-use ort::session::{builder::GraphOptimizationLevel, IoBinding, Session};
+use ort::session::{IoBinding, Session};
 use ort::value::{Shape, Tensor, TensorRefMut};
 use ort::AsPointer;
 
-use super::library::environment;
-use super::session::{
-    with_device, with_parked_workers, Device, RunnerOptions, TensorData, TensorInput,
-};
+use super::session::{session_builder, Device, RunnerOptions, TensorData, TensorInput};
 use crate::error::{Error, Result};
 
 /// Tensors by name, copied out of ONNX Runtime.
@@ -66,13 +63,7 @@ pub struct TrainingSpec {
 }
 
 fn session(path: &std::path::Path, options: &RunnerOptions) -> Result<Session> {
-    let env = environment()?;
-    let mut b = Session::builder(env)?
-        .with_optimization_level(GraphOptimizationLevel::Level3)
-        .map_err(|e| Error::Runtime(e.to_string()))?
-        .with_flush_to_zero()
-        .map_err(|e| Error::Runtime(e.to_string()))?;
-    b = with_parked_workers(b)?;
+    let mut b = session_builder(options)?;
     // ORT's memory pattern pre-plans one block from earlier runs' shapes. For
     // MiniLM on 2 cores it raised the peak by 35-60% and was not consistently
     // faster, so it is off unless the recipe asks (low_memory = false).
@@ -81,12 +72,6 @@ fn session(path: &std::path::Path, options: &RunnerOptions) -> Result<Session> {
             .with_memory_pattern(false)
             .map_err(|e| Error::Runtime(e.to_string()))?;
     }
-    if options.threads > 0 {
-        b = b
-            .with_intra_threads(options.threads)
-            .map_err(|e| Error::Runtime(e.to_string()))?;
-    }
-    b = with_device(b, options.device)?;
     // Developer aid: ORT's own per-node profile, as JSON in this folder.
     if let Some(dir) = std::env::var_os("REWARDKIT_ORT_PROFILE") {
         let stem = path
