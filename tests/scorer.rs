@@ -276,6 +276,77 @@ fn fused_and_portable_bundles_score_alike() {
     }
 }
 
+/// The fused graph gives ONNX Runtime's `Attention` a `[batch, 1]` mask (the
+/// kernel's form of "no mask", which skips the per-head mask copies) when no
+/// position of the batch is padding, and the whole mask otherwise. The mask
+/// each `Attention` node reads is exposed as an extra output to check which.
+#[test]
+fn fused_attention_skips_the_mask_only_for_unpadded_batches() {
+    use ndarray::Array2;
+    use rewardkit::onnx::{data_type::FLOAT, io, Attr, Dim, GraphBuilder};
+    use rewardkit::runtime::{ModelRunner, RunnerOptions, TensorInput};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = rewardkit::bundle::InitOptions::default().with_seed(5);
+    let bundle = common::tiny_bundle(dir.path(), "fused", &opts);
+    let mut model = io::read_model(&bundle.join("model.onnx")).expect("read model");
+    let graph = model.graph.take().expect("graph");
+    let masks: Vec<String> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type() == "Attention")
+        .map(|n| n.input.get(3).cloned().expect("Attention has a mask input"))
+        .collect();
+    assert!(!masks.is_empty(), "the fused graph has Attention nodes");
+    let mut g = GraphBuilder::from_graph(graph);
+    let probe = g.op("Cast", &[&masks[0]], vec![("to", Attr::Int(FLOAT as i64))]);
+    g.output(
+        &probe,
+        "attention_mask_seen",
+        FLOAT,
+        &[Dim::Named("b".into()), Dim::Named("w".into())],
+    );
+    let probed = dir.path().join("probed.onnx");
+    io::write_model(
+        &probed,
+        &rewardkit::onnx::builder::model(g.build("probed"), "probe"),
+        usize::MAX,
+    )
+    .expect("write");
+    let runner = ModelRunner::open(&probed, RunnerOptions::default()).expect("open");
+
+    let run = |mask: Array2<i64>| {
+        let (b, s) = mask.dim();
+        let mut inputs = vec![
+            TensorInput::new("input_ids", Array2::<i64>::from_elem((b, s), 5)),
+            TensorInput::new("attention_mask", mask),
+        ];
+        if runner.input_names().iter().any(|n| n == "token_type_ids") {
+            inputs.push(TensorInput::new(
+                "token_type_ids",
+                Array2::<i64>::zeros((b, s)),
+            ));
+        }
+        runner
+            .run(inputs, &["attention_mask_seen"])
+            .expect("run")
+            .remove(0)
+    };
+    let full = run(Array2::ones((3, 7)));
+    assert_eq!(
+        full.shape(),
+        &[3, 1],
+        "no padding: the [batch, 1] no-mask form"
+    );
+    assert!(full.iter().all(|&v| v == 1.0));
+    let mut padded = Array2::<i64>::ones((3, 7));
+    padded[[1, 5]] = 0;
+    padded[[1, 6]] = 0;
+    let seen = run(padded.clone());
+    assert_eq!(seen.shape(), &[3, 7], "padding: the whole mask");
+    assert_eq!(seen, padded.mapv(|v| v as f32).into_dyn());
+}
+
 #[test]
 fn token_budget_splits_runs_without_changing_scores() {
     let dir = tempfile::tempdir().expect("tempdir");

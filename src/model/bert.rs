@@ -280,6 +280,31 @@ fn standard_layer(
     )
 }
 
+/// The mask to give ONNX Runtime's `Attention`: `mask_i32` itself when some
+/// position of the batch is padding, its first column (`[batch, 1]`) when
+/// none is. The kernel takes a `[batch, 1]` mask for no mask at all and then
+/// skips building a `[batch, sequence, sequence]` bias and copying it into
+/// every head's scores. Measured on the MiniLM reward model, 2 threads, the
+/// two graphs alternating in one process: 32 unpadded sequences of 256
+/// tokens 1.03-1.06× faster, a single pair of 128 tokens 1.01×; scores
+/// identical. (A token counts as padding where the mask is 0, as in the
+/// kernel's own test `mask > 0`.)
+fn unpadded_as_no_mask(g: &mut GraphBuilder, mask: &str, mask_i32: &str) -> String {
+    let lowest = g.op("ReduceMin", &[mask], vec![("keepdims", Attr::Int(0))]);
+    let zero = g.const_i64("zero", &[], &[0]);
+    let unpadded = g.op("Greater", &[&lowest, &zero], vec![]);
+    let width = g.op(
+        "Shape",
+        &[mask],
+        vec![("start", Attr::Int(1)), ("end", Attr::Int(2))],
+    );
+    let one = g.const_i64("one", &[1], &[1]);
+    let end = g.op("Where", &[&unpadded, &one, &width], vec![]);
+    let start = g.const_i64("start", &[1], &[0]);
+    let axis = g.const_i64("axis", &[1], &[1]);
+    g.op("Slice", &[mask_i32, &start, &end, &axis], vec![])
+}
+
 /// One encoder layer with ONNX Runtime's fused ops. The weights are taken in
 /// the same order as the standard-op layer, so both graphs list the same
 /// parameters in the same order.
@@ -450,7 +475,9 @@ pub fn build_reward_model_graph(
     // keys, [batch, 1, 1, sequence].
     cx.g.set_scope("mask");
     let attn_mask = if opts.fused {
-        cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(INT32 as i64))])
+        let mask_i32 =
+            cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(INT32 as i64))]);
+        unpadded_as_no_mask(&mut cx.g, &mask, &mask_i32)
     } else {
         let mask_f =
             cx.g.op("Cast", &[&mask], vec![("to", Attr::Int(cx.dt as i64))]);
