@@ -736,6 +736,52 @@ def targets(results):
     return out
 
 
+def per_round(args, results, train):
+    """rewardkit against PyTorch round by round (both measured in the same
+    round, minutes apart at most): {row name: (what, [ratio or None])}. The
+    spread of these is the machine's noise; the table's ratio of medians hides it."""
+    def run_rate(r):
+        return statistics.median(r["pairs"] / s for s in r["pass_seconds"])
+
+    def run_p50(r):
+        return percentile(sorted(r["call_seconds"]), 0.50)
+
+    def run_step(r):
+        return statistics.median(r["step_seconds"][2:] or r["step_seconds"])
+
+    rows = {}
+    for case in args.cases:
+        latency = case == "fixed-1x128"
+        what = "p50 latency, rewardkit/PyTorch" if latency else "pairs/s, rewardkit/PyTorch"
+        ratios = []
+        for pt, rk in zip(results[case].get("pytorch", []), results[case].get("rewardkit", [])):
+            if "error" in pt or "error" in rk:
+                ratios.append(None)
+            elif latency:
+                ratios.append(run_p50(rk) / run_p50(pt))
+            else:
+                ratios.append(run_rate(rk) / run_rate(pt))
+        rows[case] = (what, ratios)
+    for length in args.train_lengths:
+        ratios = [None if "error" in pt or "error" in rk else run_step(pt) / run_step(rk)
+                  for pt, rk in zip(train[length]["pytorch"], train[length]["rewardkit"])]
+        rows[f"train 8 pairs×{length}"] = ("steps/s, rewardkit/PyTorch", ratios)
+    return rows
+
+
+def per_round_lines(rows):
+    lines = []
+    for name, (what, ratios) in rows.items():
+        ok = [r for r in ratios if r is not None]
+        if not ok:
+            continue
+        cells = ", ".join("—" if r is None else f"{r:.2f}" for r in ratios)
+        lines.append(f"- {name} ({what}): {cells} (median {statistics.median(ok):.2f}×)")
+    if lines:
+        lines.insert(0, "Per round (both sides measured in the same round; the spread is the machine's noise):")
+    return lines
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -912,6 +958,8 @@ def main():
         graphs.append(f"{LABELS[name]} {sum(ops.values())} nodes ({kept})")
     if graphs:
         out.append("Graphs as ONNX Runtime runs them (after its session optimisations): " + "; ".join(graphs) + ".")
+    rounds = per_round(args, results, train)
+    out += per_round_lines(rounds)
     out += targets(results)
     loads = [r["load_average_1min"] for c in args.cases for i in impls for r in results[c][i] if "load_average_1min" in r]
     if loads and statistics.median(loads) > (os.cpu_count() or 1):
@@ -933,6 +981,7 @@ def main():
                 "prepare": prep, "parity": parity, "tokens": toks, "agreement_vs_pytorch": agreement,
                 "summary": {c: {i: summarize(results[c][i]) for i in impls} for c in args.cases},
                 "train_summary": {str(l): {i: summarize_train(v) for i, v in train[l].items()} for l in args.train_lengths},
+                "per_round": {name: {"ratio": what, "values": v} for name, (what, v) in rounds.items()},
                 "runs": results, "train_runs": {str(l): v for l, v in train.items()},
             }, f, indent=1)
     if disagree:
