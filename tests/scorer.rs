@@ -298,6 +298,10 @@ fn fused_attention_skips_the_mask_only_for_unpadded_batches() {
         .map(|n| n.input.get(3).cloned().expect("Attention has a mask input"))
         .collect();
     assert!(!masks.is_empty(), "the fused graph has Attention nodes");
+    assert!(
+        masks.iter().all(|m| m == &masks[0]),
+        "every Attention node reads the same mask: {masks:?}"
+    );
     let mut g = GraphBuilder::from_graph(graph);
     let probe = g.op("Cast", &[&masks[0]], vec![("to", Attr::Int(FLOAT as i64))]);
     g.output(

@@ -736,18 +736,22 @@ def targets(results):
     return out
 
 
+def run_rate(r):
+    """One scoring run's pairs/s (median over its passes)."""
+    return statistics.median(r["pairs"] / s for s in r["pass_seconds"])
+
+
+def run_step(r):
+    """One training run's median step, after 2 warm-up steps."""
+    return statistics.median(r["step_seconds"][2:] or r["step_seconds"])
+
+
 def per_round(args, results, train):
     """rewardkit against PyTorch round by round (both measured in the same
     round, minutes apart at most): {row name: (what, [ratio or None])}. The
     spread of these is the machine's noise; the table's ratio of medians hides it."""
-    def run_rate(r):
-        return statistics.median(r["pairs"] / s for s in r["pass_seconds"])
-
     def run_p50(r):
         return percentile(sorted(r["call_seconds"]), 0.50)
-
-    def run_step(r):
-        return statistics.median(r["step_seconds"][2:] or r["step_seconds"])
 
     rows = {}
     for case in args.cases:
@@ -897,7 +901,7 @@ def main():
                 r = spawn(args, "measure", worker_impl=impl, case=case, warm_chunk=warm[case])
                 results[case][impl].append(r)
                 msg = r["error"] if "error" in r else (
-                    f"{statistics.median(r['pairs'] / s for s in r['pass_seconds']):.1f} pairs/s, "
+                    f"{run_rate(r):.1f} pairs/s, "
                     f"{r['peak_rss_kib'] / 1024:.0f} MiB")
                 log(f"[round {rnd + 1}/{args.rounds}] {case} {impl}: {msg} ({time.time() - t:.0f} s)")
         torder = train_impls[rnd % len(train_impls):] + train_impls[:rnd % len(train_impls)]
@@ -906,7 +910,7 @@ def main():
                 t = time.time()
                 r = train_once(args, impl, length)
                 train[length][impl].append(r)
-                msg = r["error"] if "error" in r else f"{statistics.median(r['step_seconds'][2:] or r['step_seconds']):.3f} s/step"
+                msg = r["error"] if "error" in r else f"{run_step(r):.3f} s/step"
                 log(f"[round {rnd + 1}/{args.rounds}] train {length} {impl}: {msg} ({time.time() - t:.0f} s)")
 
     # The same inputs must give the same scores on every side, in every case.

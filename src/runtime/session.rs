@@ -194,15 +194,21 @@ pub(crate) fn session_builder(
     with_device(builder, options.device)
 }
 
+/// Load the model at `path` into a session from `builder`.
+pub(crate) fn commit(
+    mut builder: ort::session::builder::SessionBuilder,
+    path: &Path,
+) -> Result<Session> {
+    builder.commit_from_file(path).map_err(|e| {
+        Error::model(
+            path.display().to_string(),
+            format!("ONNX Runtime cannot load it: {e}"),
+        )
+    })
+}
+
 fn make_session(path: &Path, options: &RunnerOptions) -> Result<Session> {
-    session_builder(options)?
-        .commit_from_file(path)
-        .map_err(|e| {
-            Error::model(
-                path.display().to_string(),
-                format!("ONNX Runtime cannot load it: {e}"),
-            )
-        })
+    commit(session_builder(options)?, path)
 }
 
 impl ModelRunner {

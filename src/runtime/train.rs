@@ -18,7 +18,7 @@ use ort::session::{IoBinding, Session};
 use ort::value::{Shape, Tensor, TensorRefMut};
 use ort::AsPointer;
 
-use super::session::{session_builder, Device, RunnerOptions, TensorData, TensorInput};
+use super::session::{commit, session_builder, Device, RunnerOptions, TensorData, TensorInput};
 use crate::error::{Error, Result};
 
 /// Tensors by name, copied out of ONNX Runtime.
@@ -82,12 +82,7 @@ fn session(path: &std::path::Path, options: &RunnerOptions) -> Result<Session> {
             .with_profiling(std::path::Path::new(&dir).join(stem))
             .map_err(|e| Error::Runtime(e.to_string()))?;
     }
-    b.commit_from_file(path).map_err(|e| {
-        Error::model(
-            path.display().to_string(),
-            format!("ONNX Runtime cannot load it: {e}"),
-        )
-    })
+    commit(b, path)
 }
 
 fn cpu_info() -> Result<MemoryInfo<'static>> {
