@@ -625,7 +625,7 @@ fn int8_quantized_bundles_score_close_to_float() {
     assert_eq!(summary.matmuls, 14, "{summary:?}");
     assert_eq!(
         bundle.manifest().quantization.as_deref(),
-        Some("int8-dynamic")
+        Some("int8-dynamic-7bit")
     );
     let model = rewardkit::onnx::io::read_model(&bundle.model_path()).expect("model");
     let ops: Vec<String> = model

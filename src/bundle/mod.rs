@@ -17,7 +17,7 @@ pub use manifest::{
     Architecture, Manifest, Normalization, Provenance, TextFormat, FORMAT_NAME, FORMAT_VERSION,
 };
 pub use merge::merge_expo;
-pub use quantize::{quantize_int8, QuantizeSummary};
+pub use quantize::{quantize_int8, quantize_int8_with, QuantizeSummary, WeightRange};
 
 use std::path::{Path, PathBuf};
 

@@ -14,6 +14,15 @@
 //! column. That is the pattern ONNX Runtime fuses into its dynamically
 //! quantized matmul (u8·s8 on VNNI/AMX), and it runs on any provider that
 //! implements the two standard ops.
+//!
+//! By default the weights use 7 bits (±63, [`WeightRange::Reduced`]): on
+//! x86 CPUs without VNNI (AVX2 or AVX-512F only, e.g. AMD EPYC before Zen 4)
+//! ONNX Runtime's u8·s8 kernel adds pairs of byte products in saturating
+//! 16-bit lanes (`vpmaddubsw`), which full-range weights overflow
+//! (2·255·127 = 64770 > 32767) and 7-bit weights cannot (2·255·63 = 32130).
+//! A bundle moves between machines, so the default is the range that is
+//! exact everywhere; [`WeightRange::Full`] keeps the eighth bit for fleets
+//! known to have VNNI or AMX.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,6 +35,34 @@ use crate::onnx::builder::{tensor_f32, tensor_raw, uses_contrib_ops, Attr};
 use crate::onnx::io::{load_external_data, read_model, tensor_to_f32};
 use crate::onnx::proto::{data_type, NodeProto};
 use crate::onnx::GraphBuilder;
+
+/// The range of the int8 weights (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightRange {
+    /// ±63: correct on every CPU. Manifest: `int8-dynamic-7bit`.
+    #[default]
+    Reduced,
+    /// ±127: one more bit of weight precision, but x86 CPUs without VNNI
+    /// saturate while multiplying and lose accuracy. Manifest: `int8-dynamic`.
+    Full,
+}
+
+impl WeightRange {
+    fn max(self) -> f32 {
+        match self {
+            WeightRange::Reduced => 63.0,
+            WeightRange::Full => 127.0,
+        }
+    }
+
+    /// The manifest's `quantization` value.
+    pub fn label(self) -> &'static str {
+        match self {
+            WeightRange::Reduced => "int8-dynamic-7bit",
+            WeightRange::Full => "int8-dynamic",
+        }
+    }
+}
 
 /// What [`quantize_int8`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,16 +81,23 @@ fn is_transpose_10(n: &NodeProto) -> bool {
             .any(|a| a.name() == "perm" && a.ints == [1, 0])
 }
 
-/// Symmetric int8 per output column of `Wᵀ`: `w` is `[out, in]` row-major;
-/// returns `Wq` as `[in, out]` row-major and the `out` scales.
-fn quantize_columns(w: &[f32], n_out: usize, n_in: usize) -> (Vec<u8>, Vec<f32>) {
+/// Symmetric int8 per output column of `Wᵀ`, within ±`range.max()`: `w` is
+/// `[out, in]` row-major; returns `Wq` as `[in, out]` row-major and the
+/// `out` scales.
+fn quantize_columns(
+    w: &[f32],
+    n_out: usize,
+    n_in: usize,
+    range: WeightRange,
+) -> (Vec<u8>, Vec<f32>) {
+    let top = range.max();
     let scales: Vec<f32> = (0..n_out)
         .map(|j| {
             let m = w[j * n_in..(j + 1) * n_in]
                 .iter()
                 .fold(0f32, |m, v| m.max(v.abs()));
             if m > 0.0 {
-                m / 127.0
+                m / top
             } else {
                 1.0
             }
@@ -62,7 +106,7 @@ fn quantize_columns(w: &[f32], n_out: usize, n_in: usize) -> (Vec<u8>, Vec<f32>)
     let mut q = vec![0u8; n_in * n_out];
     for j in 0..n_out {
         for i in 0..n_in {
-            let v = (w[j * n_in + i] / scales[j]).round().clamp(-127.0, 127.0) as i8;
+            let v = (w[j * n_in + i] / scales[j]).round().clamp(-top, top) as i8;
             q[i * n_out + j] = v as u8;
         }
     }
@@ -70,8 +114,19 @@ fn quantize_columns(w: &[f32], n_out: usize, n_in: usize) -> (Vec<u8>, Vec<f32>)
 }
 
 /// Write to `out` a copy of the bundle at `src` whose weight matmuls run in
-/// dynamic int8. The manifest records `quantization: "int8-dynamic"`.
+/// dynamic int8, with 7-bit weights ([`WeightRange::Reduced`]). The
+/// manifest records `quantization: "int8-dynamic-7bit"`.
 pub fn quantize_int8(src: &Path, out: &Path, overwrite: bool) -> Result<(Bundle, QuantizeSummary)> {
+    quantize_int8_with(src, out, overwrite, WeightRange::default())
+}
+
+/// [`quantize_int8`] with the weights' range chosen.
+pub fn quantize_int8_with(
+    src: &Path,
+    out: &Path,
+    overwrite: bool,
+    range: WeightRange,
+) -> Result<(Bundle, QuantizeSummary)> {
     let bundle = Bundle::open(src)?;
     let mut manifest = bundle.manifest().clone();
     if manifest.quantization.is_some() {
@@ -162,7 +217,7 @@ pub fn quantize_int8(src: &Path, out: &Path, overwrite: bool) -> Result<(Bundle,
                 .take_initializer(w_name)
                 .ok_or_else(|| Error::Internal(format!("no initializer {w_name}")))?;
             let (n_out, n_in) = float_2d[w_name];
-            let (q, scales) = quantize_columns(&tensor_to_f32(&t)?, n_out, n_in);
+            let (q, scales) = quantize_columns(&tensor_to_f32(&t)?, n_out, n_in, range);
             drop(t);
             summary.weights += q.len();
             let qn = format!("{w_name}.int8");
@@ -213,7 +268,7 @@ pub fn quantize_int8(src: &Path, out: &Path, overwrite: bool) -> Result<(Bundle,
         .and_then(|g| g.name.clone())
         .unwrap_or_else(|| "rewardkit_int8".into());
     model.graph = Some(g.build(&name));
-    manifest.quantization = Some("int8-dynamic".into());
+    manifest.quantization = Some(range.label().into());
     manifest.files = None;
     let tokenizer = std::fs::read(bundle.tokenizer_path())
         .map_err(|e| Error::io(bundle.tokenizer_path(), e))?;
@@ -229,16 +284,30 @@ mod tests {
     fn columns_round_trip_within_half_a_step() {
         // w is [out=2, in=3].
         let w = [0.5f32, -1.0, 0.25, 0.0, 0.0, 0.0];
-        let (q, s) = quantize_columns(&w, 2, 3);
-        assert_eq!(s[1], 1.0, "an all-zero column gets scale 1");
-        assert!((s[0] - 1.0 / 127.0).abs() < 1e-9);
-        // Wq is [in=3, out=2]: column 0 holds row 0 of w.
-        let col0: Vec<i8> = (0..3).map(|i| q[i * 2] as i8).collect();
-        assert_eq!(col0, [64, -127, 32]);
-        for i in 0..3 {
-            let back = col0[i] as f32 * s[0];
-            assert!((back - w[i]).abs() <= s[0] / 2.0 + 1e-7);
-            assert_eq!(q[i * 2 + 1], 0);
+        for (range, top, want) in [
+            (WeightRange::Full, 127.0, [64i8, -127, 32]),
+            // 0.5 / (1/63) is 31.499998 in f32.
+            (WeightRange::Reduced, 63.0, [31, -63, 16]),
+        ] {
+            let (q, s) = quantize_columns(&w, 2, 3, range);
+            assert_eq!(s[1], 1.0, "an all-zero column gets scale 1");
+            assert!((s[0] - 1.0 / top).abs() < 1e-9);
+            // Wq is [in=3, out=2]: column 0 holds row 0 of w.
+            let col0: Vec<i8> = (0..3).map(|i| q[i * 2] as i8).collect();
+            assert_eq!(col0, want, "{range:?}");
+            for i in 0..3 {
+                let back = col0[i] as f32 * s[0];
+                assert!((back - w[i]).abs() <= s[0] / 2.0 + 1e-7);
+                assert_eq!(q[i * 2 + 1], 0);
+            }
         }
+    }
+
+    #[test]
+    fn the_default_range_cannot_saturate_16_bit_pair_sums() {
+        // Two u8 activations times two weights, as vpmaddubsw adds them.
+        let top = WeightRange::default().max();
+        assert!(2.0 * 255.0 * top <= i16::MAX as f32);
+        assert!(2.0 * 255.0 * WeightRange::Full.max() > i16::MAX as f32);
     }
 }

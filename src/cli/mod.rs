@@ -106,6 +106,12 @@ enum Command {
         /// Replace an existing bundle at --out.
         #[arg(long)]
         force: bool,
+        /// 8-bit weights (±127) instead of 7-bit (±63): one more bit of
+        /// precision, but x86 CPUs without VNNI (AVX2-only, AVX-512F without
+        /// VNNI) saturate in ONNX Runtime's int8 kernel and lose accuracy.
+        /// Only for machines with VNNI or AMX.
+        #[arg(long)]
+        full_range: bool,
     },
     /// Show a bundle's manifest.
     Info {
@@ -201,8 +207,18 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Quantize { model, out, force } => {
-            let (_, s) = crate::bundle::quantize_int8(&model, &out, force)?;
+        Command::Quantize {
+            model,
+            out,
+            force,
+            full_range,
+        } => {
+            let range = if full_range {
+                crate::bundle::WeightRange::Full
+            } else {
+                crate::bundle::WeightRange::Reduced
+            };
+            let (_, s) = crate::bundle::quantize_int8_with(&model, &out, force, range)?;
             println!(
                 "wrote {} ({} matmuls, {} weights in int8; the reward head stays float)",
                 out.display(),
