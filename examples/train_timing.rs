@@ -2,8 +2,9 @@
 //! `max_length` tokens (long texts, truncated), BT loss, AdamW, 8 pairs per
 //! step, dropout off. Prints one JSON line: per-step seconds and peak RSS.
 //!
-//! `cargo run --release --example train_timing -- MAX_LENGTH STEPS [THREADS [planned]]`
-//! (`planned`: `low_memory = false`, ONNX Runtime's pre-planned memory)
+//! `cargo run --release --example train_timing -- MAX_LENGTH STEPS [THREADS [FLAG...]]`
+//! (flags: `planned`, `low_memory = false`, ONNX Runtime's pre-planned
+//! memory; `standard-ops`, `fused_kernels = false`)
 //! (used by benches/compare/train_speed.py).
 use std::time::Instant;
 
@@ -27,7 +28,16 @@ fn main() {
     let max_len: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(128);
     let steps: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     let threads: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(2);
-    let low_memory = args.get(4).is_none_or(|s| s != "planned");
+    let flags = args.get(4..).unwrap_or_default();
+    if let Some(f) = flags
+        .iter()
+        .find(|f| !["planned", "standard-ops"].contains(&f.as_str()))
+    {
+        eprintln!("unknown flag {f:?} (expected planned or standard-ops)");
+        std::process::exit(2);
+    }
+    let low_memory = !flags.iter().any(|f| f == "planned");
+    let fused = !flags.iter().any(|f| f == "standard-ops");
     // Long enough that every sequence is truncated to exactly max_len tokens.
     let n_words = max_len * 2;
     let pairs: Vec<Pair> = (0..64)
@@ -41,7 +51,7 @@ fn main() {
         .collect();
     let recipe = Recipe::parse(
         &format!(
-            "[model]\nmax_length = {max_len}\n[loss]\nkind = \"bt\"\n[optimizer]\nlr = 1e-5\nbeta2 = 0.98\nweight_decay = 0.1\nclip = 1.0\n[training]\nbatch_size = 8\nmax_steps = {steps}\nthreads = {threads}\nshuffle = false\nlow_memory = {low_memory}\n"
+            "[model]\nmax_length = {max_len}\n[loss]\nkind = \"bt\"\n[optimizer]\nlr = 1e-5\nbeta2 = 0.98\nweight_decay = 0.1\nclip = 1.0\n[training]\nbatch_size = 8\nmax_steps = {steps}\nthreads = {threads}\nshuffle = false\nlow_memory = {low_memory}\nfused_kernels = {fused}\n"
         ),
         "timing",
         &[],
@@ -72,8 +82,15 @@ fn main() {
         Control::Continue
     })
     .expect("run");
+    let mut impl_name = String::from("rewardkit");
+    if !low_memory {
+        impl_name.push_str("-planned");
+    }
+    if !fused {
+        impl_name.push_str("-standard-ops");
+    }
     println!(
         "{}",
-        serde_json::json!({"impl": if low_memory { "rewardkit" } else { "rewardkit-planned" }, "max_length": max_len, "step_seconds": times, "peak_rss_kib": rss})
+        serde_json::json!({"impl": impl_name, "max_length": max_len, "step_seconds": times, "peak_rss_kib": rss})
     );
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::gradcheck::{check, Case, Input::*};
+use common::gradcheck::{check, check_with, Case, Input::*};
 use rewardkit::onnx::Attr;
 
 #[test]
@@ -107,6 +107,86 @@ fn gelu_chains_match_finite_differences() {
             g.op("Add", &[&y, &erf], vec![])
         },
     );
+}
+
+#[test]
+fn gelu_chains_with_the_cpu_kernel_match_finite_differences() {
+    let options = rewardkit::autodiff::Options { cpu_kernels: true };
+    for variant in 0..4 {
+        check_with(
+            Case {
+                name: &format!("gelu_kernel_{variant}"),
+                inputs: vec![("x", Param(vec![4, 6]))],
+                positive: false,
+            },
+            options,
+            |g, n| gelu_chain(g, &n["x"], variant).0,
+        );
+    }
+}
+
+/// rewardkit's GeluGrad kernel against the standard-op gradient of the same
+/// chain, on a tensor the kernel splits across two threads, with inputs
+/// from −8 to 8: they differ by the kernel's erf approximation (below 1.5e-7
+/// absolute in the slope) and f32 rounding only.
+#[test]
+fn gelu_kernel_gradient_equals_the_standard_op_gradient() {
+    use ndarray::ArrayD;
+    use rewardkit::onnx::builder::{model, Dim, RK_DOMAIN};
+    use rewardkit::onnx::proto::data_type::FLOAT;
+    use rewardkit::runtime::TensorInput;
+    let (rows, cols) = (40usize, 1000usize);
+    let n = rows * cols;
+    let x: Vec<f32> = (0..n).map(|i| (i as f32 / n as f32) * 16.0 - 8.0).collect();
+    let w: Vec<f32> = (0..n)
+        .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut grads = Vec::new();
+    for cpu_kernels in [false, true] {
+        let mut g = rewardkit::onnx::GraphBuilder::new();
+        let dims = [Dim::Fixed(rows as i64), Dim::Fixed(cols as i64)];
+        let xin = g.input("x", FLOAT, &dims);
+        let win = g.input("w", FLOAT, &dims);
+        let (y, _) = gelu_chain(&mut g, &xin, 0);
+        let prod = g.op("Mul", &[&y, &win], vec![]);
+        let loss = g.op("ReduceSum", &[&prod], vec![("keepdims", Attr::Int(0))]);
+        let out = rewardkit::autodiff::differentiate_with(
+            &mut g,
+            &loss,
+            &["x".to_string()],
+            rewardkit::autodiff::Options { cpu_kernels },
+        )
+        .expect("differentiate");
+        g.output(&out.grads[0].1, "dx", FLOAT, &dims);
+        let graph = g.build("gelu");
+        let kernels = graph
+            .node
+            .iter()
+            .filter(|n| n.domain() == RK_DOMAIN)
+            .count();
+        assert_eq!(kernels, usize::from(cpu_kernels), "GeluGrad nodes");
+        let name = format!("gelu_{cpu_kernels}");
+        let runner = common::open_graph(dir.path(), &name, &model(graph, ""), 2);
+        let arr = |v: &[f32]| ArrayD::from_shape_vec(vec![rows, cols], v.to_vec()).expect("shape");
+        let r = runner
+            .run(
+                vec![
+                    TensorInput::new("x", arr(&x)),
+                    TensorInput::new("w", arr(&w)),
+                ],
+                &["dx"],
+            )
+            .expect("run");
+        grads.push(r.into_iter().next().expect("dx"));
+    }
+    let mut worst = 0.0f32;
+    for ((a, b), wi) in grads[0].iter().zip(grads[1].iter()).zip(&w) {
+        // |w| ≤ 1 and the slope is at most 1.13: an absolute bound.
+        assert!(wi.abs() <= 1.0);
+        worst = worst.max((a - b).abs());
+    }
+    assert!(worst <= 5e-7, "largest difference {worst:e}");
 }
 
 #[test]

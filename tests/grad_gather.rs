@@ -67,7 +67,7 @@ fn embedding_gradient_is_exact_with_many_repeats_on_several_threads() {
     use rewardkit::onnx::builder::{model, tensor_f32, tensor_i64, Dim};
     use rewardkit::onnx::proto::data_type::FLOAT;
     use rewardkit::onnx::GraphBuilder;
-    use rewardkit::runtime::{ModelRunner, RunnerOptions, TensorInput};
+    use rewardkit::runtime::TensorInput;
 
     let (v, h, n) = (2usize, 384usize, 16_384usize);
     let ids: Vec<i64> = (0..n).map(|i| (i % v) as i64).collect();
@@ -90,16 +90,7 @@ fn embedding_gradient_is_exact_with_many_repeats_on_several_threads() {
         &[Dim::Fixed(v as i64), Dim::Fixed(h as i64)],
     );
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("g.onnx");
-    rewardkit::onnx::io::write_model(&path, &model(g.build("g"), ""), usize::MAX).expect("write");
-    let runner = ModelRunner::open(
-        &path,
-        RunnerOptions {
-            threads: 2,
-            ..Default::default()
-        },
-    )
-    .expect("open");
+    let runner = common::open_graph(dir.path(), "g", &model(g.build("g"), ""), 2);
     // With w = 1: dw[k] = Σ over rows i with ids[i] = k of 2·r[i].
     let mut expected = vec![0f64; v * h];
     for i in 0..n {

@@ -59,6 +59,16 @@ fn arr(dims: &[usize], v: &[f64]) -> ArrayD<f32> {
 /// `piece`, the graph updates parameters in pieces of at most that many
 /// elements, fed and read here as flat slices.
 fn check(kind: OptimizerKind, clip: Option<f32>, grad_scale: Option<f64>, piece: Option<usize>) {
+    check_with(kind, clip, grad_scale, piece, false)
+}
+
+fn check_with(
+    kind: OptimizerKind,
+    clip: Option<f32>,
+    grad_scale: Option<f64>,
+    piece: Option<usize>,
+    fused: bool,
+) {
     let ps = params();
     let specs: Vec<ParamSpec> = ps
         .iter()
@@ -68,8 +78,8 @@ fn check(kind: OptimizerKind, clip: Option<f32>, grad_scale: Option<f64>, piece:
             decay: p.decay,
         })
         .collect();
-    let graph =
-        build_optimizer_graph(&specs, kind, clip, grad_scale.is_some(), piece).expect("graph");
+    let graph = build_optimizer_graph(&specs, kind, clip, grad_scale.is_some(), piece, fused)
+        .expect("graph");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("optimizer.onnx");
     write_model(&path, &graph.model, DEFAULT_EXTERNAL_THRESHOLD).expect("write");
@@ -297,6 +307,118 @@ fn pieces_cover_each_parameter_once() {
         assert_eq!(next, n, "n {n} piece {piece:?}: {cut:?}");
         if piece.is_none_or(|m| n <= m) {
             assert_eq!(cut.len(), 1);
+        }
+    }
+}
+
+#[test]
+fn fused_adamw_matches_its_closed_form() {
+    check_with(adamw(), None, None, None, true);
+    check_with(adamw(), Some(1.0), Some(0.5), None, true);
+    check_with(adamw(), Some(1.0), None, Some(5), true);
+}
+
+/// rewardkit's one-pass AdamW kernel against the standard-op graph on
+/// parameters large enough to be split across the thread pool: the same
+/// arithmetic in the same order, so the same bits.
+#[test]
+fn fused_adamw_equals_the_standard_op_update_bit_for_bit() {
+    use rewardkit::onnx::builder::RK_DOMAIN;
+    let specs = vec![
+        ParamSpec {
+            name: "w".into(),
+            dims: vec![250, 203],
+            decay: true,
+        },
+        ParamSpec {
+            name: "b".into(),
+            dims: vec![203],
+            decay: false,
+        },
+    ];
+    let sizes = [250 * 203, 203];
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (clip, piece) in [(Some(1.0), None), (None, Some(20_000))] {
+        let mut outs = Vec::new();
+        for fused in [false, true] {
+            let graph =
+                build_optimizer_graph(&specs, adamw(), clip, true, piece, fused).expect("graph");
+            let g = graph.model.graph.as_ref().expect("graph");
+            let custom = g.node.iter().filter(|n| n.domain() == RK_DOMAIN).count();
+            // One fused node per slot, none in the standard graph.
+            assert_eq!(custom, if fused { graph.slots.len() } else { 0 });
+            let path = dir.path().join(format!("opt_{fused}.onnx"));
+            write_model(&path, &graph.model, DEFAULT_EXTERNAL_THRESHOLD).expect("write");
+            let runner = ModelRunner::open(
+                &path,
+                RunnerOptions {
+                    threads: 2,
+                    ..Default::default()
+                },
+            )
+            .expect("open");
+            let mut inputs = vec![
+                TensorInput::new(LR, ndarray::arr0(0.01f32).into_dyn()),
+                TensorInput::new(STEP_SIZE, ndarray::arr0(0.01f32 / 0.271).into_dyn()),
+                TensorInput::new(
+                    INV_SQRT_BC2,
+                    ndarray::arr0(1.0f32 / 0.0592f32.sqrt()).into_dyn(),
+                ),
+                TensorInput::new(GRAD_SCALE, ndarray::arr0(0.5f32).into_dyn()),
+            ];
+            let mut fetch = vec![GRAD_NORM.to_string()];
+            let mut feeds: Vec<(String, ArrayD<f32>)> = Vec::new();
+            for (k, spec) in specs.iter().enumerate() {
+                let cut = pieces(sizes[k], piece);
+                let p = values(sizes[k], 1 + k as u64, 1.0);
+                let gr = values(sizes[k], 11 + k as u64, 0.02);
+                let m = values(sizes[k], 21 + k as u64, 0.001);
+                let v: Vec<f64> = values(sizes[k], 31 + k as u64, 1e-6)
+                    .iter()
+                    .map(|x| x.abs())
+                    .collect();
+                for (j, &(o, l)) in cut.iter().enumerate() {
+                    let name = piece_name(&spec.name, j, cut.len());
+                    let dims: Vec<usize> = if cut.len() == 1 {
+                        spec.dims.iter().map(|&d| d as usize).collect()
+                    } else {
+                        vec![l]
+                    };
+                    for (what, src) in [
+                        ("param", &p),
+                        ("grad", &gr),
+                        ("exp_avg", &m),
+                        ("exp_avg_sq", &v),
+                    ] {
+                        feeds.push((format!("{what}/{name}"), arr(&dims, &src[o..o + l])));
+                    }
+                    for what in ["new_param", "new_exp_avg", "new_exp_avg_sq"] {
+                        fetch.push(format!("{what}/{name}"));
+                    }
+                }
+            }
+            for (name, a) in &feeds {
+                inputs.push(TensorInput::new(name, a.clone()));
+            }
+            let fetch_refs: Vec<&str> = fetch.iter().map(String::as_str).collect();
+            outs.push((fetch.clone(), runner.run(inputs, &fetch_refs).expect("run")));
+        }
+        let (names, standard) = &outs[0];
+        let fused = &outs[1].1;
+        for (k, name) in names.iter().enumerate() {
+            let (a, b) = (&standard[k], &fused[k]);
+            assert_eq!(a.shape(), b.shape(), "{name}");
+            let differ = a
+                .iter()
+                .zip(b.iter())
+                .filter(|(x, y)| x.to_bits() != y.to_bits())
+                .count();
+            assert_eq!(
+                differ,
+                0,
+                "clip {clip:?} piece {piece:?}: {differ} of {} values of {name} differ",
+                a.len()
+            );
         }
     }
 }

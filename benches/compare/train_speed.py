@@ -11,7 +11,11 @@ median of the per-run peak RSS.
 
 Usage (PyTorch is only needed for this script):
     python benches/compare/train_speed.py [--lengths 128 256] [--steps 10] [--rounds 2] [--threads 2]
-The rewardkit side is `cargo run --release --example train_timing`.
+        [--variants planned standard-ops]
+The rewardkit side is `cargo run --release --example train_timing`; each
+--variants entry adds a rewardkit row run with that flag of train_timing
+(`planned`: ONNX Runtime's pre-planned memory; `standard-ops`: no rewardkit
+CPU kernels, every training graph in standard ONNX ops). Default: planned.
 """
 import argparse
 import json
@@ -100,6 +104,7 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--variants", nargs="*", choices=["planned", "standard-ops"], default=["planned"])
     ap.add_argument("--worker", choices=["torch"])
     ap.add_argument("--max-length", type=int)
     args = ap.parse_args()
@@ -110,10 +115,11 @@ def main():
     rk_bin = os.path.join(ROOT, "target", "release", "examples", "train_timing")
     rows = []
     for L in args.lengths:
-        res = {"rewardkit": [], "rewardkit-planned": [], "pytorch": []}
+        res = {"rewardkit": [], **{f"rewardkit-{v}": [] for v in args.variants}, "pytorch": []}
         for _ in range(args.rounds):
             res["rewardkit"].append(run([rk_bin, str(L), str(args.steps), str(args.threads)]))
-            res["rewardkit-planned"].append(run([rk_bin, str(L), str(args.steps), str(args.threads), "planned"]))
+            for v in args.variants:
+                res[f"rewardkit-{v}"].append(run([rk_bin, str(L), str(args.steps), str(args.threads), v]))
             res["pytorch"].append(run([sys.executable, __file__, "--worker", "torch", "--max-length", str(L),
                                        "--steps", str(args.steps), "--threads", str(args.threads)]))
         summary = {}
@@ -122,7 +128,7 @@ def main():
             summary[impl] = (statistics.median(steady), statistics.median(r["peak_rss_kib"] for r in runs) / 1024 / 1024)
         # The machine's speed drifts between rounds; each round's own ratio
         # (runs seconds apart) shows how far the overall one can be trusted.
-        per_round = {impl: [] for impl in ["rewardkit", "rewardkit-planned"]}
+        per_round = {impl: [] for impl in res if impl != "pytorch"}
         for k, pt in enumerate(res["pytorch"]):
             pt_t = statistics.median(pt["step_seconds"][2:])
             for impl in per_round:
@@ -133,8 +139,7 @@ def main():
     print(f"{'length':>6} | {'implementation':>21} | {'s/step':>7} | {'speed vs pytorch':>16} | {'peak RSS':>9}")
     for L, s, _ in rows:
         pt = s["pytorch"][0]
-        for impl in ["pytorch", "rewardkit", "rewardkit-planned"]:
-            t, rss = s[impl]
+        for impl, (t, rss) in sorted(s.items(), key=lambda kv: kv[0] != "pytorch"):
             print(f"{L:>6} | {impl:>21} | {t:>7.3f} | {pt / t:>15.2f}x | {rss:>5.2f} GiB")
     print("\nspeed vs pytorch per round (pytorch's median step / the implementation's, same round):")
     for L, _, per_round in rows:

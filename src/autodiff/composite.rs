@@ -294,6 +294,12 @@ fn linear(
 }
 
 fn gelu_erf(e: &mut Emit<'_>, x: &str, dy: &str) -> String {
+    let f32_input = e.shape(x).is_ok_and(|s| s.elem_type == data_type::FLOAT);
+    if e.cpu_kernels && f32_input {
+        let dx = e.op(super::FUSED_GELU_GRAD, &[dy, x], vec![]);
+        e.g.set_last_domain(crate::onnx::builder::RK_DOMAIN);
+        return dx;
+    }
     // d/dx [x·Φ(x)] = Φ(x) + x·φ(x) = ½·(1 + erf(s) + 2·s·exp(−s²)/√π)
     // with s = x/√2, and 2/√π·exp(−s²) = exp(ln(2/√π) − s²).
     // `s` is a Mul by 1/√2, not the forward's Div by √2, so that

@@ -14,6 +14,9 @@ pub struct Emit<'a> {
     pub shapes: &'a ShapeInfo,
     /// Values shared by the rules of one backward pass (see [`Self::with_memo`]).
     memo: Option<&'a mut HashMap<String, String>>,
+    /// Whether rules may emit rewardkit's CPU kernels (see
+    /// [`super::Options::cpu_kernels`]).
+    pub cpu_kernels: bool,
 }
 
 impl<'a> Emit<'a> {
@@ -22,6 +25,7 @@ impl<'a> Emit<'a> {
             g,
             shapes,
             memo: None,
+            cpu_kernels: false,
         }
     }
 
@@ -37,6 +41,7 @@ impl<'a> Emit<'a> {
             g,
             shapes,
             memo: Some(memo),
+            cpu_kernels: false,
         }
     }
 

@@ -58,10 +58,43 @@ fn is_float(elem: i32) -> bool {
     )
 }
 
+/// How the backward pass is emitted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Emit rewardkit's one-pass CPU kernels (domain
+    /// [`RK_DOMAIN`](crate::onnx::builder::RK_DOMAIN)) where one computes a
+    /// gradient: the exact GELU's ([`FUSED_GELU_GRAD`]) and
+    /// LayerNormalization's ([`FUSED_LAYER_NORM_GRAD`]). The graph then runs
+    /// only in CPU sessions, which register those kernels. Off: standard
+    /// ONNX ops only, for any execution provider.
+    pub cpu_kernels: bool,
+}
+
+/// The op type of rewardkit's LayerNormalization-gradient kernel (last
+/// axis): inputs `dy`, `x`, `gamma`, `mean`, `inv_std` (the forward node's
+/// outputs 1 and 2), outputs `dx` and `dy·x̂` (whose sum over the rows is
+/// γ's gradient).
+pub const FUSED_LAYER_NORM_GRAD: &str = "LayerNormGrad";
+
+/// The op type of rewardkit's GELU-gradient kernel: inputs `dy` and `x`
+/// (the same shape, f32), output `dx = dy·(Φ(x) + x·φ(x))`.
+pub const FUSED_GELU_GRAD: &str = "GeluGrad";
+
 /// Append the backward pass of `loss` (a float scalar) with respect to `wrt`
-/// to the graph in `g`. Returns the gradient value of each name in `wrt`
-/// (a zero tensor for a tensor the loss does not depend on).
+/// to the graph in `g`, in standard ONNX ops. Returns the gradient value of
+/// each name in `wrt` (a zero tensor for a tensor the loss does not depend
+/// on).
 pub fn differentiate(g: &mut GraphBuilder, loss: &str, wrt: &[String]) -> Result<Gradients> {
+    differentiate_with(g, loss, wrt, Options::default())
+}
+
+/// [`differentiate`], with the choices of `options`.
+pub fn differentiate_with(
+    g: &mut GraphBuilder,
+    loss: &str,
+    wrt: &[String],
+    options: Options,
+) -> Result<Gradients> {
     // LayerNormalization's backward needs the mean and inverse std of the
     // forward pass: expose them as optional outputs of the forward nodes.
     let mut counter = 0;
@@ -130,6 +163,7 @@ pub fn differentiate(g: &mut GraphBuilder, loss: &str, wrt: &[String]) -> Result
             // The whole chain in one rule: its interior nodes receive no
             // gradient and are skipped when the walk reaches them.
             let mut e = Emit::with_memo(g, &shapes, &mut memo);
+            e.cpu_kernels = options.cpu_kernels;
             let dy = e
                 .sum_contributions(contributions.get(&node.output[0]))
                 .ok_or_else(|| Error::Internal("composite without a gradient".into()))?;
@@ -157,6 +191,7 @@ pub fn differentiate(g: &mut GraphBuilder, loss: &str, wrt: &[String]) -> Result
             ))
         })?;
         let mut e = Emit::with_memo(g, &shapes, &mut memo);
+        e.cpu_kernels = options.cpu_kernels;
         let dys: Vec<Option<String>> = node
             .output
             .iter()

@@ -14,6 +14,10 @@ pub const IR_VERSION: i64 = 9;
 /// ONNX Runtime's contrib-op domain (fused attention, skip-layer-norm, ...).
 pub const MS_DOMAIN: &str = "com.microsoft";
 
+/// rewardkit's own CPU kernels (`crate::runtime` registers them with CPU
+/// training sessions; never in a bundle's graph).
+pub const RK_DOMAIN: &str = "ai.rewardkit";
+
 /// Default-domain opset written by rewardkit (LayerNormalization needs 17).
 pub const OPSET: i64 = 17;
 
@@ -364,6 +368,14 @@ impl GraphBuilder {
         out
     }
 
+    /// Put the last node added into `domain` ([`model`] declares the
+    /// domain's opset).
+    pub fn set_last_domain(&mut self, domain: &str) {
+        if let Some(n) = self.nodes.last_mut() {
+            n.domain = Some(domain.to_string());
+        }
+    }
+
     /// Add a node writing exactly the given output names.
     pub fn node(
         &mut self,
@@ -404,6 +416,24 @@ impl GraphBuilder {
         name
     }
 
+    /// Add a node whose outputs are graph outputs of the exact names
+    /// `outputs`, all of one type and shape.
+    pub fn node_outputs(
+        &mut self,
+        op_type: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attrs: Vec<(&str, Attr)>,
+        elem_type: i32,
+        dims: &[Dim],
+    ) {
+        for o in outputs {
+            let name = self.claim(o);
+            self.outputs.push(value_info(&name, elem_type, dims));
+        }
+        self.node(op_type, inputs, outputs, attrs);
+    }
+
     /// Rename value `value` to the exact graph-output name `name` and declare it.
     pub fn output(&mut self, value: &str, name: &str, elem_type: i32, dims: &[Dim]) {
         let name = self.claim(name);
@@ -437,11 +467,13 @@ pub fn model(graph: GraphProto, doc: &str) -> ModelProto {
         domain: Some(String::new()),
         version: Some(OPSET),
     }];
-    if uses_contrib_ops(&graph) {
-        opset_import.push(OperatorSetIdProto {
-            domain: Some(MS_DOMAIN.to_string()),
-            version: Some(1),
-        });
+    for domain in [MS_DOMAIN, RK_DOMAIN] {
+        if graph.node.iter().any(|n| n.domain() == domain) {
+            opset_import.push(OperatorSetIdProto {
+                domain: Some(domain.to_string()),
+                version: Some(1),
+            });
+        }
     }
     ModelProto {
         ir_version: Some(IR_VERSION),

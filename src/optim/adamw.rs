@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::onnx::builder::{model, Attr, Dim};
+use crate::onnx::builder::{model, Attr, Dim, RK_DOMAIN};
 use crate::onnx::proto::data_type::FLOAT;
 use crate::onnx::{GraphBuilder, ModelProto};
 
@@ -120,6 +120,8 @@ enum Rule {
 
 /// Scalar values of an AdamW graph shared by every parameter.
 struct AdamwScalars {
+    beta1: f32,
+    beta2: f32,
     b1: String,
     b2: String,
     /// `(1 − β1)·coef`
@@ -134,18 +136,27 @@ struct AdamwScalars {
     keep: Option<String>,
 }
 
+/// The op type of rewardkit's one-pass AdamW kernel (domain
+/// [`RK_DOMAIN`]; `crate::runtime` documents its inputs and implements it).
+pub const FUSED_ADAMW: &str = "AdamW";
+
 /// Build the update graph for `params`. `clip` is the max global gradient
 /// norm. With `scaled`, the incoming gradients are multiplied by the scalar
 /// input [`GRAD_SCALE`] first (norm and clipping apply to the scaled ones).
 /// With `piece`, parameters larger than that are updated in flat pieces
 /// (inputs and outputs named by [`piece_name`], cut by [`pieces`]); the
-/// caller binds views of each parameter's buffers to them.
+/// caller binds views of each parameter's buffers to them. With `fused`,
+/// each AdamW update is one node of rewardkit's CPU kernel [`FUSED_ADAMW`]
+/// (same arithmetic, one pass; the graph then loads only in sessions that
+/// register rewardkit's kernels, which CPU training sessions do) instead of
+/// eleven standard ops.
 pub fn build_optimizer_graph(
     params: &[ParamSpec],
     kind: OptimizerKind,
     clip: Option<f32>,
     scaled: bool,
     piece: Option<usize>,
+    fused: bool,
 ) -> Result<OptimizerGraph> {
     if params.is_empty() {
         return Err(Error::InvalidArgument(
@@ -282,6 +293,8 @@ pub fn build_optimizer_graph(
                 None
             };
             Rule::Adamw(AdamwScalars {
+                beta1,
+                beta2,
                 b1,
                 b2,
                 ob1,
@@ -298,6 +311,8 @@ pub fn build_optimizer_graph(
             },
         },
     };
+    // The fused kernel's `keep` input for parameters without weight decay.
+    let keep_all = (fused && matches!(rule, Rule::Adamw(_))).then(|| g.const_f32("keep_all", 1.0));
     for slot in &slots {
         g.set_scope(slot.param.trim_start_matches("param/"));
         let dims: Vec<Dim> = slot.dims.iter().map(|&d| Dim::Fixed(d)).collect();
@@ -318,6 +333,38 @@ pub fn build_optimizer_graph(
             }
         };
         let grad = slot.grad.as_str();
+        if fused {
+            let keep = match (&a.keep, slot.decay) {
+                (Some(keep), true) => keep.as_str(),
+                _ => keep_all.as_deref().unwrap_or_default(),
+            };
+            let outputs: Vec<&str> = std::iter::once(slot.new_param.as_str())
+                .chain(slot.new_state.iter().map(String::as_str))
+                .collect();
+            g.node_outputs(
+                FUSED_ADAMW,
+                &[
+                    &slot.param,
+                    grad,
+                    &slot.state[0],
+                    &slot.state[1],
+                    &a.ob1,
+                    &a.ob2,
+                    &a.eps_hat,
+                    &a.step_hat,
+                    keep,
+                ],
+                &outputs,
+                vec![
+                    ("beta1", Attr::Float(a.beta1)),
+                    ("beta2", Attr::Float(a.beta2)),
+                ],
+                FLOAT,
+                &dims,
+            );
+            g.set_last_domain(RK_DOMAIN);
+            continue;
+        }
         // m ← β1·m + (1−β1)·coef·g
         let m_old = g.op("Mul", &[&slot.state[0], &a.b1], vec![]);
         let m_new = g.op("Mul", &[grad, &a.ob1], vec![]);

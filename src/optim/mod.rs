@@ -11,6 +11,6 @@ mod schedule;
 pub use accumulate::{build_accumulate_graph, ACC_KEEP};
 pub use adamw::{
     build_optimizer_graph, piece_name, pieces, OptimizerGraph, OptimizerKind, ParamSpec, CPU_PIECE,
-    GRAD_NORM, GRAD_SCALE, INV_SQRT_BC2, LR, STEP_SIZE,
+    FUSED_ADAMW, GRAD_NORM, GRAD_SCALE, INV_SQRT_BC2, LR, STEP_SIZE,
 };
 pub use schedule::{Schedule, ScheduleKind};

@@ -4,6 +4,7 @@
 //! runs models through a small pool of sessions.
 
 mod denormal;
+mod kernels;
 mod library;
 mod session;
 mod train;

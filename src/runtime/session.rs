@@ -191,6 +191,14 @@ pub(crate) fn session_builder(
     if options.threads > 0 {
         builder = builder.with_intra_threads(options.threads).map_err(rt)?;
     }
+    // rewardkit's own CPU kernels (the one-pass AdamW update of training
+    // graphs built with `fused_kernels`). Registering them costs nothing
+    // where a graph does not use them.
+    if options.device == Device::Cpu {
+        builder = builder
+            .with_operators(super::kernels::domain()?)
+            .map_err(rt)?;
+    }
     with_device(builder, options.device)
 }
 
@@ -199,7 +207,24 @@ pub(crate) fn commit(
     mut builder: ort::session::builder::SessionBuilder,
     path: &Path,
 ) -> Result<Session> {
-    builder.commit_from_file(path).map_err(|e| {
+    // The first session that loads with rewardkit's kernel domain adds the
+    // domain to a process-wide table of ONNX Runtime's, which checks and
+    // inserts without a lock: two sessions doing so at once fail with
+    // "the domain is already exist". Until one load has succeeded, loads
+    // take turns; after that the domain is known and they run freely.
+    static DOMAIN_KNOWN: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut known = DOMAIN_KNOWN.lock().unwrap_or_else(|p| p.into_inner());
+    let turn = if *known {
+        drop(known);
+        None
+    } else {
+        Some(&mut known)
+    };
+    let session = builder.commit_from_file(path);
+    if let (Some(k), Ok(_)) = (turn, &session) {
+        **k = true;
+    }
+    session.map_err(|e| {
         Error::model(
             path.display().to_string(),
             format!("ONNX Runtime cannot load it: {e}"),

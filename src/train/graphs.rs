@@ -1,6 +1,6 @@
 //! Building the training, evaluation and optimizer graphs of a reward model.
 
-use crate::autodiff::differentiate;
+use crate::autodiff::{differentiate_with, Options};
 use crate::error::{Error, Result};
 use crate::loss::{append_pairwise_loss, append_regression_loss, PairwiseLoss};
 use crate::model::{Backbone, Pooling, RewardHead, Weights};
@@ -58,7 +58,10 @@ fn decays(name: &str, dims: &[i64]) -> bool {
 /// Build the graphs for training a reward model. `max_length` bounds the
 /// sequences the graphs take (decoders size their rotary tables by it).
 /// `optimizer_piece` cuts large parameters' updates into pieces
-/// ([`crate::optim::pieces`]).
+/// ([`crate::optim::pieces`]). With `fused_kernels`, the graphs use
+/// rewardkit's one-pass CPU kernels where it has one (the GELU's gradient,
+/// the AdamW update);
+/// they then run only in CPU sessions that register those kernels.
 #[allow(clippy::too_many_arguments)]
 pub fn build_training_graphs(
     backbone: &Backbone,
@@ -73,6 +76,7 @@ pub fn build_training_graphs(
     clip: Option<f32>,
     accumulate: bool,
     optimizer_piece: Option<usize>,
+    fused_kernels: bool,
 ) -> Result<TrainGraphs> {
     let (inference, names) = backbone.build(weights, head, pooling, max_length)?;
     let graph = inference
@@ -145,7 +149,14 @@ pub fn build_training_graphs(
         g.snapshot_full(),
         "reward model evaluation graph built by rewardkit",
     );
-    let grads = differentiate(&mut g, &loss, &trainable)?;
+    let grads = differentiate_with(
+        &mut g,
+        &loss,
+        &trainable,
+        Options {
+            cpu_kernels: fused_kernels,
+        },
+    )?;
     for (spec, (_, grad)) in specs.iter().zip(&grads.grads) {
         let dims: Vec<Dim> = spec.dims.iter().map(|&d| Dim::Fixed(d)).collect();
         g.output(grad, &format!("grad/{}", spec.name), FLOAT, &dims);
@@ -154,7 +165,14 @@ pub fn build_training_graphs(
         g.build("rewardkit_training_step"),
         "reward model training step built by rewardkit",
     );
-    let optimizer = build_optimizer_graph(&specs, optimizer, clip, accumulate, optimizer_piece)?;
+    let optimizer = build_optimizer_graph(
+        &specs,
+        optimizer,
+        clip,
+        accumulate,
+        optimizer_piece,
+        fused_kernels,
+    )?;
     let accumulator = if accumulate {
         Some(build_accumulate_graph(&specs)?)
     } else {

@@ -208,6 +208,16 @@ pub struct TrainingSection {
     /// not part of what a checkpoint must match.
     #[serde(default = "optimizer_piece")]
     pub optimizer_piece: usize,
+    /// CPU only: run the AdamW update and the exact GELU's gradient as
+    /// rewardkit's one-pass kernels (custom ops registered with ONNX Runtime)
+    /// rather than chains of standard ONNX ops. The update is the same
+    /// arithmetic, bit for bit; the GELU gradient's erf is within 1.5e-7.
+    /// For MiniLM at 128 tokens on 2 cores they took the optimizer run from
+    /// about 145 to 50 ms and the GELU gradients from about 75 to 18 ms per
+    /// step. `false` keeps every training graph in standard ops. Ignored on
+    /// CUDA. Like the device, not part of what a checkpoint must match.
+    #[serde(default = "yes")]
+    pub fused_kernels: bool,
     /// Where the training graphs run: `cpu`, `cuda` or `cuda:N`. Not part of
     /// what a checkpoint must match: a run may resume on another device.
     #[serde(default, with = "device_string", skip_serializing_if = "is_cpu")]
@@ -252,6 +262,7 @@ impl Default for TrainingSection {
             skip_bad_lines: false,
             low_memory: true,
             optimizer_piece: optimizer_piece(),
+            fused_kernels: true,
             device: Device::Cpu,
         }
     }
@@ -375,7 +386,7 @@ impl Recipe {
 
     /// Whether a checkpoint written under the recipe `saved` (its TOML) may
     /// continue under this one: the same recipe, except for the device, the
-    /// memory planning and the optimizer's pieces, which say how the run
+    /// memory planning, the optimizer's pieces and kernels, which say how the run
     /// happens rather than what it computes.
     pub fn resumes(&self, saved: &str) -> bool {
         let computed = |r: &Recipe| {
@@ -383,6 +394,7 @@ impl Recipe {
             r.training.device = Device::Cpu;
             r.training.low_memory = true;
             r.training.optimizer_piece = optimizer_piece();
+            r.training.fused_kernels = true;
             r.to_toml()
         };
         Recipe::parse(saved, "the checkpoint's recipe", &[])

@@ -437,6 +437,9 @@ impl Trainer {
             Device::Cpu => Some(recipe.training.optimizer_piece).filter(|&p| p > 0),
             Device::Cuda(_) => None,
         };
+        // rewardkit's kernels are CPU code: on a GPU they would copy every
+        // tensor they touch across the bus.
+        let fused_kernels = recipe.training.fused_kernels && recipe.training.device == Device::Cpu;
         let graphs: TrainGraphs = build_training_graphs(
             &backbone,
             &mut weights,
@@ -450,6 +453,7 @@ impl Trainer {
             recipe.optimizer.clip,
             recipe.training.grad_accum > 1,
             optimizer_piece,
+            fused_kernels,
         )?;
         std::fs::create_dir_all(work_dir).map_err(|e| Error::io(work_dir, e))?;
         let graph_dir = work_dir.join("graphs");

@@ -2,13 +2,13 @@
 //!
 //! A case declares its inputs and builds a forward subgraph; the harness
 //! turns the output into a scalar loss `Σ y ⊙ R` with a fixed random `R`,
-//! runs [`rewardkit::autodiff::differentiate`], and compares each analytic
+//! runs [`rewardkit::autodiff::differentiate_with`], and compares each analytic
 //! gradient entry with a central difference of the loss.
 
 use std::collections::HashMap;
 
 use ndarray::ArrayD;
-use rewardkit::autodiff::differentiate;
+use rewardkit::autodiff::{differentiate_with, Options};
 use rewardkit::model::init::SeededRng;
 use rewardkit::onnx::builder::{model, tensor_f32, tensor_i64, Attr, Dim};
 use rewardkit::onnx::proto::data_type::FLOAT;
@@ -42,6 +42,15 @@ fn dims_i64(d: &[usize]) -> Vec<i64> {
 /// Run the check; `build` gets the graph and input names and returns the output value.
 pub fn check(
     case: Case<'_>,
+    build: impl FnOnce(&mut GraphBuilder, &HashMap<String, String>) -> String,
+) {
+    check_with(case, Options::default(), build)
+}
+
+/// [`check`], with the backward pass emitted under `options`.
+pub fn check_with(
+    case: Case<'_>,
+    options: Options,
     build: impl FnOnce(&mut GraphBuilder, &HashMap<String, String>) -> String,
 ) {
     let mut rng = SeededRng::new(42);
@@ -106,7 +115,7 @@ pub fn check(
     let prod = g.op("Mul", &[&y, &r], vec![]);
     let loss = g.op("ReduceSum", &[&prod], vec![("keepdims", Attr::Int(0))]);
     let wrt: Vec<String> = params.iter().map(|(n, _, _)| n.clone()).collect();
-    let grads = differentiate(&mut g, &loss, &wrt)
+    let grads = differentiate_with(&mut g, &loss, &wrt, options)
         .unwrap_or_else(|e| panic!("{}: differentiate failed: {e}", case.name));
     g.output(&loss, "loss", FLOAT, &[]);
     let mut grad_outs = Vec::new();

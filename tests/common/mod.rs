@@ -9,6 +9,26 @@ use rewardkit::testing::{write_tiny_bert, TinyBert};
 
 pub mod gradcheck;
 
+/// Write `model` into `dir` as `<name>.onnx` and open it on the CPU with
+/// `threads` intra-op threads.
+pub fn open_graph(
+    dir: &Path,
+    name: &str,
+    model: &rewardkit::onnx::ModelProto,
+    threads: usize,
+) -> rewardkit::runtime::ModelRunner {
+    let path = dir.join(format!("{name}.onnx"));
+    rewardkit::onnx::io::write_model(&path, model, usize::MAX).expect("write");
+    rewardkit::runtime::ModelRunner::open(
+        &path,
+        rewardkit::runtime::RunnerOptions {
+            threads,
+            ..Default::default()
+        },
+    )
+    .expect("open")
+}
+
 pub fn tiny_backbone(dir: &Path) -> PathBuf {
     let p = dir.join("tiny");
     write_tiny_bert(&p, TinyBert::default()).expect("tiny backbone");

@@ -3,6 +3,7 @@
 use super::super::{Emit, NodeView};
 use super::dy;
 use crate::error::{Error, Result};
+use crate::onnx::proto::data_type;
 use crate::onnx::shape::{attr_int, norm_axis};
 
 /// LayerNormalization over axes `[axis, rank)`, using the forward pass's
@@ -27,10 +28,33 @@ pub fn layer_norm(
         .ok_or_else(|| Error::InvalidArgument("bad LayerNormalization axis".into()))?;
     let norm_axes: Vec<i64> = (ax as i64..rank as i64).collect();
     let lead_axes: Vec<i64> = (0..ax as i64).collect();
-    let centered = e.sub(x, mean);
-    let xhat = e.mul(&centered, inv_std);
+    let f32_input = e.shape(x).is_ok_and(|s| s.elem_type == data_type::FLOAT);
+    // rewardkit's CPU kernel: dx and dy·x̂ in one pass over each row
+    // (normalisation over the last axis only).
+    let fused = if e.cpu_kernels && f32_input && ax + 1 == rank && n.needs(0) {
+        let outs = [e.g.unique("grad_ln_dx"), e.g.unique("grad_ln_dyxhat")];
+        e.g.node(
+            crate::autodiff::FUSED_LAYER_NORM_GRAD,
+            &[g, x, n.input(1), mean, inv_std],
+            &[&outs[0], &outs[1]],
+            vec![],
+        );
+        e.g.set_last_domain(crate::onnx::builder::RK_DOMAIN);
+        Some(outs)
+    } else {
+        None
+    };
+    // x̂ = (x − μ)·σ⁻¹, unless the kernel made dy·x̂ itself.
+    let xhat = if fused.is_none() {
+        let centered = e.sub(x, mean);
+        e.mul(&centered, inv_std)
+    } else {
+        String::new()
+    };
 
-    let dx = if n.needs(0) {
+    let dx = if let Some([dx, _]) = &fused {
+        Some(dx.clone())
+    } else if n.needs(0) {
         let gg = e.mul(g, n.input(1));
         // Mean over the normalised axes = sum / count; count from the static shape.
         let count: i64 = e.shape(x)?.dims[ax..]
@@ -69,7 +93,10 @@ pub fn layer_norm(
         })
     };
     let dgamma = if n.needs(1) {
-        let t = e.mul(g, &xhat);
+        let t = match &fused {
+            Some([_, dy_xhat]) => dy_xhat.clone(),
+            None => e.mul(g, &xhat),
+        };
         Some(sum_lead(e, &t, n.input(1))?)
     } else {
         None
