@@ -341,6 +341,53 @@ fn optimizer_pieces_update_like_whole_tensors() {
     }
 }
 
+/// rewardkit's CPU kernels (on by default) against the standard-op graphs
+/// (`fused_kernels = false`): the same 5 steps give the same losses and
+/// gradient norms, up to the GELU kernel's erf (within 1.5e-7) and the
+/// order of the LayerNorm gradient's sums. The AdamW kernel alone is exact.
+#[test]
+fn cpu_kernels_train_like_the_standard_op_graphs() {
+    use rewardkit::onnx::builder::RK_DOMAIN;
+    let run = |extra: &str| -> (Vec<(f64, f64)>, usize) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut t = trainer(
+            dir.path(),
+            recipe("bt", &format!("max_steps = 5\nshuffle = false\n{extra}")),
+            20,
+        );
+        // The kernels' nodes in the graphs the trainer built.
+        let mut kernels = 0;
+        for g in ["train.onnx", "optimizer.onnx"] {
+            let m = rewardkit::onnx::io::read_model(&dir.path().join("work/graphs").join(g))
+                .expect("graph");
+            let nodes = &m.graph.as_ref().expect("graph").node;
+            kernels += nodes.iter().filter(|n| n.domain() == RK_DOMAIN).count();
+        }
+        let mut out = Vec::new();
+        t.run(&dir.path().join("out"), |r| {
+            out.push((r.loss, r.grad_norm));
+            Control::Continue
+        })
+        .expect("run");
+        (out, kernels)
+    };
+    let (fused, n_fused) = run("");
+    let (standard, n_standard) = run("fused_kernels = false\n");
+    assert_eq!(n_standard, 0);
+    // The tiny model: 2 layers, so 2 GELU and 5 LayerNorm gradients, and an
+    // AdamW node per parameter.
+    assert!(n_fused > 2 + 5, "{n_fused} kernel nodes");
+    assert_eq!(fused.len(), 5);
+    for (i, (f, s)) in fused.iter().zip(&standard).enumerate() {
+        assert!(
+            (f.0 - s.0).abs() <= 1e-5 * s.0.abs() && (f.1 - s.1).abs() <= 1e-5 * s.1.abs(),
+            "step {}: (loss, norm) with kernels {f:?}, standard ops {s:?}",
+            i + 1
+        );
+    }
+    assert!((fused[0].0 - fused[4].0).abs() > 1e-4, "{fused:?}");
+}
+
 #[test]
 fn gradient_accumulation_equals_the_larger_batch() {
     let run = |extra: &str| -> (Vec<f64>, Vec<f64>) { five_bt_steps(extra).into_iter().unzip() };

@@ -191,14 +191,13 @@ pub(crate) fn session_builder(
     if options.threads > 0 {
         builder = builder.with_intra_threads(options.threads).map_err(rt)?;
     }
-    // rewardkit's own CPU kernels (the one-pass AdamW update of training
-    // graphs built with `fused_kernels`). Registering them costs nothing
-    // where a graph does not use them.
-    if options.device == Device::Cpu {
-        builder = builder
-            .with_operators(super::kernels::domain()?)
-            .map_err(rt)?;
-    }
+    // rewardkit's own CPU kernels (AdamW, the GELU and LayerNorm gradients),
+    // which training graphs built with `fused_kernels` use. Registering them
+    // costs nothing where a graph does not use them; every session does, so
+    // that `commit` can tell when ONNX Runtime has seen the domain.
+    builder = builder
+        .with_operators(super::kernels::domain()?)
+        .map_err(rt)?;
     with_device(builder, options.device)
 }
 
@@ -207,11 +206,12 @@ pub(crate) fn commit(
     mut builder: ort::session::builder::SessionBuilder,
     path: &Path,
 ) -> Result<Session> {
-    // The first session that loads with rewardkit's kernel domain adds the
-    // domain to a process-wide table of ONNX Runtime's, which checks and
-    // inserts without a lock: two sessions doing so at once fail with
-    // "the domain is already exist". Until one load has succeeded, loads
-    // take turns; after that the domain is known and they run freely.
+    // The first session that loads with rewardkit's kernel domain (every
+    // session, see `session_builder`) adds the domain to a process-wide
+    // table of ONNX Runtime's, which checks and inserts without a lock: two
+    // sessions doing so at once fail with "the domain is already exist".
+    // Until one load has succeeded, loads take turns; after that the domain
+    // is known and they run freely.
     static DOMAIN_KNOWN: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
     let mut known = DOMAIN_KNOWN.lock().unwrap_or_else(|p| p.into_inner());
     let turn = if *known {
