@@ -52,6 +52,21 @@ const ADAMW_OP: &str = crate::optim::FUSED_ADAMW;
 /// Elements per parallel task: 64 KiB per stream, seven streams.
 const BLOCK: usize = 16 * 1024;
 
+/// Run `task` for blocks `0..blocks` on the kernel's intra-op pool (inline
+/// when there is only one).
+fn for_blocks(
+    ctx: &ComputeContext,
+    blocks: usize,
+    task: impl Fn(usize) + Sync + Send,
+) -> ort::Result<()> {
+    if blocks <= 1 {
+        task(0);
+        Ok(())
+    } else {
+        ctx.par_for(blocks, 0, task)
+    }
+}
+
 /// `fn $name => $body(args)` defines `$name`, which runs `$body` (an
 /// `#[inline(always)]` function of those arguments) compiled for AVX-512F or
 /// AVX2 when the CPU has them, so that LLVM vectorizes its loops at that
@@ -287,14 +302,8 @@ impl Kernel for AdamwKernel {
             len,
         };
         let blocks = len.div_ceil(BLOCK);
-        let task = move |b: usize| s.block(&c, b);
-        if blocks <= 1 {
-            task(0);
-        } else {
-            ctx.par_for(blocks, 0, task)?;
-        }
-        drop(outs);
-        Ok(())
+        // `outs` (the output values) outlives the loop.
+        for_blocks(ctx, blocks, move |b| s.block(&c, b))
     }
 }
 
@@ -435,13 +444,7 @@ impl Kernel for GeluGradKernel {
             dx: dx.as_mut_ptr(),
             len,
         };
-        let blocks = len.div_ceil(BLOCK);
-        if blocks <= 1 {
-            s.block(0);
-        } else {
-            ctx.par_for(blocks, 0, move |b| s.block(b))?;
-        }
-        Ok(())
+        for_blocks(ctx, len.div_ceil(BLOCK), move |b| s.block(b))
     }
 }
 
@@ -568,22 +571,19 @@ impl LnStreams {
     fn block(&self, b: usize) {
         let first = b * self.per_task;
         let last = (first + self.per_task).min(self.rows);
-        let d = self.width;
+        let (d, n) = (self.width, last.saturating_sub(first));
         // SAFETY: rows [first, last) lie inside every stream (rows·width
         // values, rows for the statistics); this task alone writes them.
         unsafe {
-            let gamma = std::slice::from_raw_parts(self.gamma, d);
-            for r in first..last {
-                layer_norm_grad_row(
-                    std::slice::from_raw_parts(self.dy.add(r * d), d),
-                    std::slice::from_raw_parts(self.x.add(r * d), d),
-                    gamma,
-                    *self.mean.add(r),
-                    *self.inv_std.add(r),
-                    std::slice::from_raw_parts_mut(self.dx.add(r * d), d),
-                    std::slice::from_raw_parts_mut(self.dy_xhat.add(r * d), d),
-                );
-            }
+            layer_norm_grad_rows(
+                std::slice::from_raw_parts(self.dy.add(first * d), n * d),
+                std::slice::from_raw_parts(self.x.add(first * d), n * d),
+                std::slice::from_raw_parts(self.gamma, d),
+                std::slice::from_raw_parts(self.mean.add(first), n),
+                std::slice::from_raw_parts(self.inv_std.add(first), n),
+                std::slice::from_raw_parts_mut(self.dx.add(first * d), n * d),
+                std::slice::from_raw_parts_mut(self.dy_xhat.add(first * d), n * d),
+            );
         }
     }
 }
@@ -650,26 +650,49 @@ impl Kernel for LayerNormGradKernel {
             per_task: (BLOCK / width).max(1),
         };
         let blocks = rows.div_ceil(s.per_task);
-        if blocks <= 1 {
-            s.block(0);
-        } else {
-            ctx.par_for(blocks, 0, move |b| s.block(b))?;
-        }
-        Ok(())
+        for_blocks(ctx, blocks, move |b| s.block(b))
     }
 }
 
 dispatch! {
-    /// One row of the LayerNorm gradient, for the widest vector unit.
-    fn layer_norm_grad_row => ln_row_body(
+    /// Consecutive rows of the LayerNorm gradient (`mean` and `inv_std` hold
+    /// one value per row), for the widest vector unit.
+    fn layer_norm_grad_rows => ln_rows_body(
         dy: &[f32],
         x: &[f32],
         gamma: &[f32],
-        mean: f32,
-        inv_std: f32,
+        mean: &[f32],
+        inv_std: &[f32],
         dx: &mut [f32],
         dy_xhat: &mut [f32],
     )
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn ln_rows_body(
+    dy: &[f32],
+    x: &[f32],
+    gamma: &[f32],
+    mean: &[f32],
+    inv_std: &[f32],
+    dx: &mut [f32],
+    dy_xhat: &mut [f32],
+) {
+    let d = gamma.len();
+    let rows = dx.chunks_exact_mut(d).zip(dy_xhat.chunks_exact_mut(d));
+    for (r, (dx, dy_xhat)) in rows.enumerate() {
+        let span = r * d..(r + 1) * d;
+        ln_row_body(
+            &dy[span.clone()],
+            &x[span],
+            gamma,
+            mean[r],
+            inv_std[r],
+            dx,
+            dy_xhat,
+        );
+    }
 }
 
 /// Lanes of the row sums: partial sums in 16 independent accumulators
